@@ -1,0 +1,25 @@
+-- The current schema, created at once on a new store. Must equal v1.sql plus every upgrade (tested).
+CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE replicas(replica INTEGER PRIMARY KEY, counter INTEGER NOT NULL);
+CREATE TABLE ops(seq INTEGER PRIMARY KEY, replica INTEGER NOT NULL, counter INTEGER NOT NULL, case_id INTEGER NOT NULL, stamp INTEGER NOT NULL, body BLOB NOT NULL);
+CREATE UNIQUE INDEX ops_dot ON ops(replica, counter);
+CREATE INDEX ops_case ON ops(case_id);
+CREATE TABLE cases(case_id INTEGER PRIMARY KEY, reference TEXT NOT NULL UNIQUE, service TEXT NOT NULL, requester_phone TEXT NOT NULL, requester_name TEXT NOT NULL, requester_language TEXT NOT NULL, locality TEXT NOT NULL, channel INTEGER NOT NULL, mediator TEXT, unit TEXT NOT NULL, assignee TEXT, priority INTEGER NOT NULL, description TEXT NOT NULL, status INTEGER NOT NULL, rating INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, heads BLOB, needs_attention INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX cases_unit_status ON cases(unit, status, updated_at);
+CREATE INDEX cases_unit_assignee ON cases(unit, assignee);
+CREATE INDEX cases_unit_locality ON cases(unit, locality);
+CREATE INDEX cases_unit_updated ON cases(unit, updated_at);
+CREATE INDEX cases_phone ON cases(requester_phone);
+CREATE INDEX cases_attention ON cases(unit) WHERE needs_attention;
+CREATE VIRTUAL TABLE cases_fts USING fts5(requester_name, locality, description, content='cases', content_rowid='case_id', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER cases_fts_insert AFTER INSERT ON cases BEGIN
+  INSERT INTO cases_fts(rowid, requester_name, locality, description) VALUES (new.case_id, new.requester_name, new.locality, new.description);
+END;
+CREATE TRIGGER cases_fts_update AFTER UPDATE OF requester_name, locality, description ON cases BEGIN
+  INSERT INTO cases_fts(cases_fts, rowid, requester_name, locality, description) VALUES ('delete', old.case_id, old.requester_name, old.locality, old.description);
+  INSERT INTO cases_fts(rowid, requester_name, locality, description) VALUES (new.case_id, new.requester_name, new.locality, new.description);
+END;
+CREATE TRIGGER cases_fts_delete AFTER DELETE ON cases BEGIN
+  INSERT INTO cases_fts(cases_fts, rowid, requester_name, locality, description) VALUES ('delete', old.case_id, old.requester_name, old.locality, old.description);
+END;
+CREATE TABLE sync_state(peer TEXT PRIMARY KEY, last_attempt INTEGER, last_success INTEGER, last_error TEXT, acked INTEGER NOT NULL DEFAULT 0, sent INTEGER NOT NULL DEFAULT 0, received INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
