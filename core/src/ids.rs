@@ -30,7 +30,7 @@ pub struct CaseId(u64);
 
 impl CaseId {
     pub fn from_dot(dot: Dot) -> Option<CaseId> {
-        valid_dot(dot).then(|| CaseId(((dot.actor as u64) << 40) | dot.counter))
+        valid_dot(dot).then_some(CaseId(((dot.actor as u64) << 40) | dot.counter))
     }
 
     pub fn dot(self) -> Dot {
