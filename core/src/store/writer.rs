@@ -279,11 +279,24 @@ impl<'c> Writer<'c> {
         load_op(self.conn, dot)
     }
 
-    /// Writes back every touched row and the replica's counters.
+    /// Writes back every touched row, their text index entries and the
+    /// replica's counters.
     pub(super) fn finish(self) -> Result<ReplicaState> {
+        let mut reindex = Vec::new();
+        let mut stale = Vec::new();
+        for row in self.rows.values() {
+            if row.is_new {
+                reindex.push(row.id.as_i64());
+            } else if row.dirty_fields & TEXT_INDEXED != 0 {
+                reindex.push(row.id.as_i64());
+                stale.push(row.id.as_i64());
+            }
+        }
+        fts_update(self.conn, FTS_REMOVE, &stale)?;
         for row in self.rows.values() {
             row.save(self.conn)?;
         }
+        fts_update(self.conn, FTS_ADD, &reindex)?;
         let mut stmt = self
             .conn
             .prepare_cached("INSERT OR REPLACE INTO replicas(replica, counter) VALUES (?1, ?2)")?;
@@ -298,6 +311,33 @@ impl<'c> Writer<'c> {
         )?;
         Ok(self.state)
     }
+}
+
+/// Fields in the `cases_fts` index.
+const TEXT_INDEXED: u16 =
+    1 << Field::RequesterName as u16 | 1 << Field::Locality as u16 | 1 << Field::Description as u16;
+
+const FTS_REMOVE: &str =
+    "INSERT INTO cases_fts(cases_fts, rowid, requester_name, locality, description)
+    SELECT 'delete', case_id, requester_name, locality, description FROM cases
+    WHERE case_id IN (SELECT value FROM json_each(?1))";
+
+const FTS_ADD: &str = "INSERT INTO cases_fts(rowid, requester_name, locality, description)
+    SELECT case_id, requester_name, locality, description FROM cases
+    WHERE case_id IN (SELECT value FROM json_each(?1))";
+
+/// Runs one text-index statement for a whole set of cases (FTS5 flushes its
+/// pending work at every statement, so one statement per transaction).
+fn fts_update(conn: &Connection, sql: &str, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list = format!(
+        "[{}]",
+        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    );
+    conn.prepare_cached(sql)?.execute([list])?;
+    Ok(())
 }
 
 /// Applies one field write to a case row: the merge rule, then the shown
