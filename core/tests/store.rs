@@ -715,3 +715,39 @@ fn invalid_new_cases_are_refused_with_a_reason() {
         ));
     }
 }
+
+#[test]
+fn text_search_follows_edits_and_merges() {
+    let dir = TempDir::new().unwrap();
+    let mut a = store(&dir, 1);
+    let mut b = store(&dir, 2);
+    let id = a
+        .write(|w| w.create_case(&new_case("Awa Diop", "Thiès")))
+        .unwrap();
+    let found = |s: &Store, text: &str| {
+        let q = CaseQuery {
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        s.list_cases(&q).unwrap().len()
+    };
+    a.write(|w| {
+        let changes = [
+            (Field::Description, Value::text("Certificat de résidence")),
+            (Field::RequesterName, Value::text("Awa Ndiaye")),
+        ];
+        w.update(id, &changes)
+    })
+    .unwrap();
+    sync(&a, &mut b);
+    for s in [&a, &b] {
+        assert_eq!(found(s, "residence"), 1);
+        assert_eq!(found(s, "ndiaye"), 1);
+        assert_eq!(
+            found(s, "naissance"),
+            0,
+            "the old description is gone from the index"
+        );
+        assert_eq!(found(s, "diop"), 0);
+    }
+}
