@@ -17,6 +17,7 @@ pub mod op;
 pub mod privacy;
 pub mod reference;
 mod store;
+pub mod sync;
 pub mod wire;
 
 pub use error::{BatchError, Error, Result};

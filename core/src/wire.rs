@@ -1,9 +1,12 @@
 //! The sync wire format: what travels between replicas, over 2G links.
 //!
-//! `G` `C` version, then a zstd frame holding the postcard encoding (varint
-//! integers, no field names) of the schema version, a "more to come" flag and
-//! the operations. Anything truncated, oversized, of an unknown version or
-//! with trailing bytes is refused before any operation is looked at.
+//! Every message is `G` `C` version, then a zstd frame holding the postcard
+//! encoding (varint integers, no field names) of a structure whose first
+//! field is the operation schema version. A [`Batch`] is such a message: the
+//! schema, a "more to come" flag and the operations; the sync protocol's
+//! requests and responses are others. Anything truncated, oversized, of an
+//! unknown version or with trailing bytes is refused before any operation is
+//! looked at.
 
 use crate::error::BatchError;
 use crate::op::{Op, OP_SCHEMA};
@@ -38,7 +41,16 @@ impl Batch {
 }
 
 pub fn encode(batch: &Batch) -> Vec<u8> {
-    let plain = postcard::to_stdvec(batch).expect("encoding to memory cannot fail");
+    encode_message(batch)
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Batch, BatchError> {
+    decode_message(bytes)
+}
+
+/// Frames any message whose first field is the schema version.
+pub fn encode_message<T: Serialize>(message: &T) -> Vec<u8> {
+    let plain = postcard::to_stdvec(message).expect("encoding to memory cannot fail");
     let mut out = Vec::with_capacity(plain.len() / 2 + 8);
     out.extend_from_slice(MAGIC);
     out.push(WIRE_VERSION);
@@ -47,7 +59,7 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
     out
 }
 
-pub fn decode(bytes: &[u8]) -> Result<Batch, BatchError> {
+pub fn decode_message<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, BatchError> {
     let malformed = |why: &str| BatchError::Malformed(why.to_string());
     if bytes.len() < 3 || &bytes[..2] != MAGIC {
         return Err(malformed("not a Guichet batch"));
@@ -71,10 +83,10 @@ pub fn decode(bytes: &[u8]) -> Result<Batch, BatchError> {
     if schema != OP_SCHEMA {
         return Err(BatchError::UnsupportedSchema(schema));
     }
-    let (batch, rest) =
-        postcard::take_from_bytes::<Batch>(&plain).map_err(|e| malformed(&e.to_string()))?;
+    let (message, rest) =
+        postcard::take_from_bytes::<T>(&plain).map_err(|e| malformed(&e.to_string()))?;
     if !rest.is_empty() {
         return Err(malformed("trailing bytes"));
     }
-    Ok(batch)
+    Ok(message)
 }

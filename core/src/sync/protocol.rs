@@ -1,0 +1,54 @@
+//! The sync protocol between a device and the sync server: one request and
+//! one response type, framed like every wire message (see [`crate::wire`]).
+//!
+//! A device sends its own operations the server lacks (bounded) and the
+//! server position it has received everything up to (its cursor); the
+//! server answers with how many of the device's operations it now holds,
+//! the next operations in the device's scope, the new cursor, whether more
+//! are waiting, and the cases that left the device's scope. Each exchange
+//! is atomic at both ends, so a cut at any point loses nothing and resends
+//! nothing that already landed.
+
+use crate::ids::CaseId;
+use crate::op::{Op, OP_SCHEMA};
+use serde::{Deserialize, Serialize};
+
+pub const SYNC_PATH: &str = "/v1/sync";
+pub const CONTENT_TYPE: &str = "application/x-guichet-sync";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    pub schema: u16,
+    /// The device holds everything of its scope up to this server position.
+    pub cursor: u64,
+    /// Operations authored by the device that the server lacks, in order.
+    pub ops: Vec<Op>,
+    /// How many operations the device takes in the answer.
+    pub max_ops: u32,
+}
+
+impl SyncRequest {
+    pub fn new(cursor: u64, ops: Vec<Op>, max_ops: u32) -> Self {
+        SyncRequest {
+            schema: OP_SCHEMA,
+            cursor,
+            ops,
+            max_ops,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    pub schema: u16,
+    /// The server's clock, so a device can correct its own.
+    pub server_time_ms: u64,
+    /// The highest of the device's own counters the server holds.
+    pub acked: u64,
+    /// Operations of the device's scope, each after what it depends on.
+    pub ops: Vec<Op>,
+    pub cursor: u64,
+    pub more: bool,
+    /// Cases that moved out of the device's scope.
+    pub removed: Vec<CaseId>,
+}
