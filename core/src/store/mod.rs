@@ -6,10 +6,12 @@
 //! with the indexes a tablet queries, `cases_fts` the accent-insensitive
 //! text index.
 
+mod peer;
 mod query;
 mod schema;
 mod writer;
 
+pub use peer::{PeerChanges, Scope};
 pub use query::CaseQuery;
 pub use writer::Writer;
 
@@ -368,6 +370,14 @@ impl Store {
 
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    pub(crate) fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.clock
     }
 }
 

@@ -193,7 +193,85 @@ impl<'c> Writer<'c> {
         }
         self.state.hlc.observe(op.stamp, self.now);
         self.integrate(op)?;
+        self.state.vv.dots.insert(op.dot.actor, op.dot.counter);
         Ok(true)
+    }
+
+    /// Integrates an operation from the sync server to a device that holds
+    /// only its scope: other authors' counters may have gaps, so presence
+    /// and dependencies are looked up rather than read off the version
+    /// vector. Returns false for one already held.
+    pub(super) fn receive_scoped(&mut self, op: &Op) -> Result<bool> {
+        op.check()?;
+        if let Some(stored) = self.stored_op(op.dot)? {
+            return if stored == *op {
+                Ok(false)
+            } else {
+                Err(BatchError::ConflictingDuplicate(op.dot).into())
+            };
+        }
+        if op.dot.actor == self.replica && op.dot.counter > self.state.vv.get(&self.replica) {
+            return Err(
+                BatchError::invalid(op.dot, "claims to be ours but we never wrote it").into(),
+            );
+        }
+        for dep in op.dependencies() {
+            if !self.holds(dep)? {
+                return Err(BatchError::MissingDependency {
+                    dot: op.dot,
+                    missing: dep,
+                }
+                .into());
+            }
+        }
+        self.state.hlc.observe(op.stamp, self.now);
+        self.integrate(op)?;
+        // The version vector counts the unbroken run from 1.
+        let mut held = self.state.vv.get(&op.dot.actor);
+        while held < op.dot.counter && self.holds(Dot::new(op.dot.actor, held + 1))? {
+            held += 1;
+        }
+        self.state.vv.dots.insert(op.dot.actor, held);
+        Ok(true)
+    }
+
+    fn holds(&self, dot: Dot) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM ops WHERE replica = ?1 AND counter = ?2")?
+            .query_row(params![dot.actor, dot.counter as i64], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Removes a case that left this device's scope: its row, its text index
+    /// entry and its operations. Only once the server holds every local edit
+    /// to it (the caller checks).
+    pub(super) fn purge_case(&mut self, case: CaseId) -> Result<()> {
+        self.rows.remove(&case);
+        fts_update(self.conn, FTS_REMOVE, &[case.as_i64()])?;
+        for sql in [
+            "DELETE FROM cases WHERE case_id = ?1",
+            "DELETE FROM ops WHERE case_id = ?1",
+            "DELETE FROM leaving_cases WHERE case_id = ?1",
+        ] {
+            self.conn.prepare_cached(sql)?.execute([case.as_i64()])?;
+        }
+        Ok(())
+    }
+
+    /// Whether this replica wrote to `case` after its counter `acked`.
+    pub(super) fn has_own_ops_after(&self, case: CaseId, acked: u64) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM ops WHERE replica = ?1 AND counter > ?2 AND case_id = ?3 LIMIT 1",
+            )?
+            .query_row(params![self.replica, acked as i64, case.as_i64()], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
     }
 
     fn next_dot(&self) -> Result<Dot> {
@@ -214,7 +292,9 @@ impl<'c> Writer<'c> {
             case,
             body,
         };
-        self.integrate(&op)
+        self.integrate(&op)?;
+        self.state.vv.dots.insert(op.dot.actor, op.dot.counter);
+        Ok(())
     }
 
     fn integrate(&mut self, op: &Op) -> Result<()> {
@@ -230,7 +310,6 @@ impl<'c> Writer<'c> {
                 op.stamp.0 as i64,
                 body
             ])?;
-        self.state.vv.dots.insert(op.dot.actor, op.dot.counter);
         self.authors.insert(op.dot.actor);
         let head = Head {
             dot: op.dot,
@@ -273,6 +352,10 @@ impl<'c> Writer<'c> {
             self.rows.insert(case, row);
         }
         Ok(&self.rows[&case])
+    }
+
+    pub(super) fn conn(&self) -> &'c Connection {
+        self.conn
     }
 
     fn stored_op(&self, dot: Dot) -> Result<Option<Op>> {

@@ -14,4 +14,6 @@ CREATE INDEX cases_attention ON cases(unit) WHERE needs_attention;
 CREATE VIRTUAL TABLE cases_fts USING fts5(requester_name, locality, description, content='cases', content_rowid='case_id', tokenize='unicode61 remove_diacritics 2');
 -- cases_fts is kept up to date by the writer, once per transaction: FTS5
 -- flushes on every statement savepoint, so per-row triggers cost 30% of a sync.
-CREATE TABLE sync_state(peer TEXT PRIMARY KEY, last_attempt INTEGER, last_success INTEGER, last_error TEXT, acked INTEGER NOT NULL DEFAULT 0, sent INTEGER NOT NULL DEFAULT 0, received INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE sync_state(peer TEXT PRIMARY KEY, last_attempt INTEGER, last_success INTEGER, last_error TEXT, acked INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0, sent INTEGER NOT NULL DEFAULT 0, received INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE peer_cases(peer INTEGER NOT NULL, case_id INTEGER NOT NULL, in_scope INTEGER NOT NULL, changed_at INTEGER NOT NULL, PRIMARY KEY(peer, case_id)) WITHOUT ROWID;
+CREATE TABLE leaving_cases(case_id INTEGER PRIMARY KEY);

@@ -1,0 +1,380 @@
+//! Scoped sync between the sync server and devices that hold only the cases
+//! of their units.
+//!
+//! Server side, a device's position is a cursor in the server's arrival
+//! order (`ops.seq`). Each exchange sends the operations after the cursor
+//! whose case is in the device's scope now; a case that enters the scope
+//! comes with its whole history, and a case that leaves it is named in
+//! `removed`. `peer_cases` remembers which device was given what, and both
+//! the history and the removal are sent again until the device's cursor
+//! shows it received them, so a lost response costs a resend, never a gap.
+
+use super::writer::{op_from_row, Writer};
+use super::Store;
+use crate::error::{BatchError, Result};
+use crate::ids::{CaseId, ReplicaId};
+use crate::model::Field;
+use crate::op::{Op, OpBody};
+use crate::sync::protocol::{SyncRequest, SyncResponse};
+use crate::wire::Batch;
+use crate::ApplyOutcome;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+
+/// Which cases a device may read and write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every case (the USSD gateway's intake role, supervisors).
+    All,
+    /// The cases of these units.
+    Units(Vec<String>),
+}
+
+impl Scope {
+    pub fn contains(&self, unit: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Units(units) => units.iter().any(|u| u == unit),
+        }
+    }
+}
+
+/// The next part of a device's scope, for one sync response.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerChanges {
+    pub ops: Vec<Op>,
+    pub cursor: u64,
+    pub more: bool,
+    pub removed: Vec<CaseId>,
+}
+
+/// Rows of the arrival order read per query while scanning for a device.
+const SCAN_CHUNK: i64 = 2_000;
+/// Rows scanned per response at most, so that a device with a small scope
+/// on a large server still gets an answer quickly (and a cursor to go on).
+const MAX_SCAN: usize = 50_000;
+
+#[derive(Clone, Copy)]
+struct PeerCase {
+    in_scope: bool,
+    changed_at: u64,
+}
+
+impl Store {
+    /// Server side: refuses operations a device may not send. A device
+    /// authors only under its own replica number, opens cases only in its
+    /// units, and writes only to cases of its units or that it was given
+    /// (so edits made before a case moved away still land).
+    pub fn check_peer_ops(&self, peer: ReplicaId, scope: &Scope, ops: &[Op]) -> Result<()> {
+        let mut created: HashSet<CaseId> = HashSet::new();
+        for op in ops {
+            let refuse = |why: &str| Err(BatchError::invalid(op.dot, why).into());
+            if op.dot.actor != peer {
+                return refuse("a device sends only operations it authored");
+            }
+            if let OpBody::Create { .. } = &op.body {
+                let unit = op
+                    .value_of(Field::Unit)
+                    .and_then(|v| v.as_text())
+                    .unwrap_or("");
+                if !scope.contains(unit) {
+                    return refuse("the case's unit is outside the device's scope");
+                }
+                created.insert(op.case);
+                continue;
+            }
+            if created.contains(&op.case) {
+                continue;
+            }
+            let unit: Option<String> = self
+                .conn()
+                .prepare_cached("SELECT unit FROM cases WHERE case_id = ?1")?
+                .query_row([op.case.as_i64()], |r| r.get(0))
+                .optional()?;
+            let given = peer_case(self.conn(), peer, op.case)?.is_some();
+            if !given && !unit.is_some_and(|u| scope.contains(&u)) {
+                return refuse("the case is outside the device's scope");
+            }
+        }
+        Ok(())
+    }
+
+    /// Server side: one whole exchange with a device. Its operations are
+    /// checked against its scope and applied (all or nothing), then the
+    /// answer carries what it lacks. `max_bytes` bounds the answer.
+    pub fn serve_sync(
+        &mut self,
+        peer: ReplicaId,
+        scope: &Scope,
+        request: &SyncRequest,
+        max_bytes: usize,
+    ) -> Result<SyncResponse> {
+        if request.schema != crate::op::OP_SCHEMA {
+            return Err(BatchError::UnsupportedSchema(request.schema).into());
+        }
+        self.check_peer_ops(peer, scope, &request.ops)?;
+        if !request.ops.is_empty() {
+            self.apply(&Batch::new(request.ops.clone(), false))?;
+        }
+        let changes = self.changes_for_peer(
+            peer,
+            scope,
+            request.cursor,
+            request.max_ops as usize,
+            max_bytes,
+        )?;
+        Ok(SyncResponse {
+            schema: crate::op::OP_SCHEMA,
+            server_time_ms: self.now_ms(),
+            acked: self.version_vector().get(&peer),
+            ops: changes.ops,
+            cursor: changes.cursor,
+            more: changes.more,
+            removed: changes.removed,
+        })
+    }
+
+    /// Server side: what a device with `scope` lacks after `cursor`.
+    pub fn changes_for_peer(
+        &mut self,
+        peer: ReplicaId,
+        scope: &Scope,
+        cursor: u64,
+        max_ops: usize,
+        max_bytes: usize,
+    ) -> Result<PeerChanges> {
+        let tx = self.conn_mut().transaction()?;
+        let changes = scan_for_peer(&tx, peer, scope, cursor, max_ops.max(1), max_bytes)?;
+        tx.commit()?;
+        Ok(changes)
+    }
+
+    /// Device side: integrates a sync response from the server `peer`, all of
+    /// it or nothing: operations, the new cursor and acknowledgement, the
+    /// cases that left the scope, and the server's clock.
+    pub fn apply_sync_response(
+        &mut self,
+        peer: &str,
+        response: &SyncResponse,
+    ) -> Result<ApplyOutcome> {
+        if response.schema != crate::op::OP_SCHEMA {
+            return Err(BatchError::UnsupportedSchema(response.schema).into());
+        }
+        let offset = response.server_time_ms as i64 - (self.clock())() as i64;
+        let outcome = self.write(|w| {
+            let mut outcome = ApplyOutcome::default();
+            for op in &response.ops {
+                if w.receive_scoped(op)? {
+                    outcome.applied += 1;
+                } else {
+                    outcome.duplicates += 1;
+                }
+            }
+            w.leave(&response.removed, response.acked)?;
+            w.conn()
+                .prepare_cached(
+                    "INSERT INTO sync_state(peer, acked, cursor) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(peer) DO UPDATE SET acked = max(acked, excluded.acked),
+                       cursor = excluded.cursor",
+                )?
+                .execute(params![peer, response.acked as i64, response.cursor as i64])?;
+            Ok(outcome)
+        })?;
+        self.set_clock_offset(offset)?;
+        Ok(outcome)
+    }
+
+    /// Device side: the server position this device holds everything up to.
+    pub fn sync_cursor(&self, peer: &str) -> Result<u64> {
+        let cursor: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT cursor FROM sync_state WHERE peer = ?1",
+                [peer],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(cursor.unwrap_or(0) as u64)
+    }
+
+    /// Device side: own operations the server has not acknowledged, oldest
+    /// first, at most `limit`.
+    pub fn pending_ops(&self, peer: &str, limit: usize) -> Result<Vec<Op>> {
+        let acked = self.acked(peer)?;
+        let mut ops = self.ops_of(self.replica(), acked)?;
+        ops.truncate(limit);
+        Ok(ops)
+    }
+
+    pub(crate) fn acked(&self, peer: &str) -> Result<u64> {
+        let acked: Option<i64> = self
+            .conn()
+            .query_row(
+                "SELECT acked FROM sync_state WHERE peer = ?1",
+                [peer],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(acked.unwrap_or(0) as u64)
+    }
+}
+
+impl Writer<'_> {
+    /// Marks cases as leaving this device and removes those whose local
+    /// edits the server holds (`acked`).
+    fn leave(&mut self, removed: &[CaseId], acked: u64) -> Result<()> {
+        for case in removed {
+            self.conn()
+                .prepare_cached("INSERT OR IGNORE INTO leaving_cases(case_id) VALUES (?1)")?
+                .execute([case.as_i64()])?;
+        }
+        let leaving: Vec<i64> = self
+            .conn()
+            .prepare("SELECT case_id FROM leaving_cases")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for case in leaving.into_iter().filter_map(CaseId::from_i64) {
+            if !self.has_own_ops_after(case, acked)? {
+                self.purge_case(case)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn peer_case(conn: &Connection, peer: ReplicaId, case: CaseId) -> Result<Option<PeerCase>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT in_scope, changed_at FROM peer_cases WHERE peer = ?1 AND case_id = ?2",
+        )?
+        .query_row(params![peer, case.as_i64()], |r| {
+            Ok(PeerCase {
+                in_scope: r.get(0)?,
+                changed_at: r.get::<_, i64>(1)? as u64,
+            })
+        })
+        .optional()?)
+}
+
+fn scan_for_peer(
+    conn: &Connection,
+    peer: ReplicaId,
+    scope: &Scope,
+    cursor: u64,
+    max_ops: usize,
+    max_bytes: usize,
+) -> Result<PeerChanges> {
+    let mut out = PeerChanges {
+        cursor,
+        ..PeerChanges::default()
+    };
+    let mut bytes = 0;
+    let mut scanned = 0;
+    // What this response decided per case: given (true) or removed (false).
+    let mut decided: HashMap<CaseId, bool> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.seq, o.replica, o.counter, o.case_id, o.stamp, o.body, c.unit
+         FROM ops o JOIN cases c ON c.case_id = o.case_id
+         WHERE o.seq > ?1 ORDER BY o.seq LIMIT ?2",
+    )?;
+    'scan: loop {
+        let mut rows = stmt.query(params![out.cursor as i64, SCAN_CHUNK])?;
+        let mut seen_any = false;
+        while let Some(row) = rows.next()? {
+            seen_any = true;
+            if out.ops.len() >= max_ops || bytes >= max_bytes || scanned >= MAX_SCAN {
+                out.more = true;
+                break 'scan;
+            }
+            scanned += 1;
+            let seq = row.get::<_, i64>(0)? as u64;
+            let body: Vec<u8> = row.get(5)?;
+            let unit: String = row.get(6)?;
+            let op = op_from_row(row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, &body)?;
+            let case = op.case;
+            if scope.contains(&unit) {
+                if let Entry::Vacant(slot) = decided.entry(case) {
+                    slot.insert(true);
+                    let held = peer_case(conn, peer, case)?
+                        .is_some_and(|p| p.in_scope && p.changed_at <= cursor);
+                    if !held && !matches!(op.body, OpBody::Create { .. }) {
+                        // The case entered the scope: its earlier history first.
+                        for earlier in case_history(conn, case, seq)? {
+                            bytes += 64;
+                            out.ops.push(earlier);
+                        }
+                    }
+                }
+                if op.dot.actor != peer {
+                    bytes += body.len() + 24;
+                    out.ops.push(op);
+                }
+            } else if let Entry::Vacant(slot) = decided.entry(case) {
+                let given = peer_case(conn, peer, case)?;
+                let told = given.is_some_and(|p| !p.in_scope && p.changed_at <= cursor);
+                if given.is_some() && !told {
+                    slot.insert(false);
+                    out.removed.push(case);
+                }
+            }
+            out.cursor = seq;
+        }
+        if !seen_any {
+            break;
+        }
+    }
+    drop(stmt);
+    record_decisions(conn, peer, &decided, out.cursor)?;
+    Ok(out)
+}
+
+/// Every operation of a case that arrived before `before`, in arrival order.
+fn case_history(conn: &Connection, case: CaseId, before: u64) -> Result<Vec<Op>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT replica, counter, case_id, stamp, body FROM ops
+         WHERE case_id = ?1 AND seq < ?2 ORDER BY seq",
+    )?;
+    let mut rows = stmt.query(params![case.as_i64(), before as i64])?;
+    let mut ops = Vec::new();
+    while let Some(r) = rows.next()? {
+        let body: Vec<u8> = r.get(4)?;
+        ops.push(op_from_row(
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            &body,
+        )?);
+    }
+    Ok(ops)
+}
+
+/// Remembers what this response gave or withdrew. A case keeps the cursor
+/// of the first response that gave it, so that a device whose cursor is
+/// below it (that response was lost) is given the history again.
+fn record_decisions(
+    conn: &Connection,
+    peer: ReplicaId,
+    decided: &HashMap<CaseId, bool>,
+    cursor: u64,
+) -> Result<()> {
+    let mut give = conn.prepare_cached(
+        "INSERT INTO peer_cases(peer, case_id, in_scope, changed_at) VALUES (?1, ?2, 1, ?3)
+         ON CONFLICT(peer, case_id) DO UPDATE SET in_scope = 1,
+           changed_at = CASE WHEN in_scope THEN changed_at ELSE excluded.changed_at END",
+    )?;
+    let mut withdraw = conn.prepare_cached(
+        "UPDATE peer_cases SET in_scope = 0, changed_at = ?3
+         WHERE peer = ?1 AND case_id = ?2 AND in_scope = 1",
+    )?;
+    for (case, given) in decided {
+        let args = params![peer, case.as_i64(), cursor as i64];
+        if *given {
+            give.execute(args)?;
+        } else {
+            withdraw.execute(args)?;
+        }
+    }
+    Ok(())
+}
