@@ -68,6 +68,9 @@ pub enum BatchError {
     #[error("operation {dot:?} depends on {missing:?}, which is not known")]
     MissingDependency { dot: Dot, missing: Dot },
 
+    #[error("operation {dot:?} is outside the sender's scope: {why}")]
+    OutOfScope { dot: Dot, why: String },
+
     #[error("operation {0:?} was received before with different content")]
     ConflictingDuplicate(Dot),
 }

@@ -67,18 +67,23 @@ impl CaseHeads {
             .map_or_else(|| vec![creation], |(_, h)| h.clone())
     }
 
+    /// Kept in field order, so that every replica stores and lists the
+    /// same thing whatever order the writes arrived in.
     pub fn set(&mut self, field: Field, heads: Vec<Head>) {
         if field == Field::Status {
             self.anomalies.retain(|d| heads.iter().any(|h| h.dot == *d));
         }
-        match self.fields.iter_mut().find(|(f, _)| *f == field) {
-            Some((_, h)) => *h = heads,
-            None => self.fields.push((field, heads)),
+        match self.fields.binary_search_by_key(&field, |(f, _)| *f) {
+            Ok(i) => self.fields[i].1 = heads,
+            Err(i) => self.fields.insert(i, (field, heads)),
         }
     }
 
     pub fn mark_anomaly(&mut self, dot: Dot) {
-        self.anomalies.push(dot);
+        let key = |d: &Dot| (d.actor, d.counter);
+        if let Err(i) = self.anomalies.binary_search_by_key(&key(&dot), key) {
+            self.anomalies.insert(i, dot);
+        }
     }
 
     pub fn anomalies(&self) -> &[Dot] {
@@ -158,6 +163,27 @@ mod tests {
         assert!(case.needs_attention());
         case.set(Field::Status, vec![head(3, 1, 20)]);
         assert!(!case.needs_attention());
+    }
+
+    #[test]
+    fn heads_are_kept_in_the_same_order_whatever_the_arrival_order() {
+        let (a, b) = (head(8, 1, 10), head(9, 1, 10));
+        let mut one = CaseHeads::default();
+        one.set(Field::Unit, vec![a, b]);
+        one.set(Field::Locality, vec![a, b]);
+        one.set(Field::Status, vec![a, b]);
+        one.mark_anomaly(b.dot);
+        one.mark_anomaly(a.dot);
+        let mut other = CaseHeads::default();
+        other.set(Field::Status, vec![a, b]);
+        other.set(Field::Locality, vec![a, b]);
+        other.set(Field::Unit, vec![a, b]);
+        other.mark_anomaly(a.dot);
+        other.mark_anomaly(b.dot);
+        other.mark_anomaly(a.dot);
+        assert_eq!(one, other);
+        let order: Vec<Field> = one.conflicts().map(|(f, _)| f).collect();
+        assert_eq!(order, vec![Field::Locality, Field::Unit, Field::Status]);
     }
 
     #[test]

@@ -177,6 +177,17 @@ impl Store {
             .max(0) as u64
     }
 
+    /// The correction currently applied to this device's clock.
+    pub fn clock_offset(&self) -> i64 {
+        self.state.clock_offset_ms
+    }
+
+    /// Makes this device stamp in the sync server's time from now on.
+    pub fn adopt_server_time(&mut self, server_time_ms: u64) -> Result<()> {
+        let offset = server_time_ms as i64 - (self.clock)() as i64;
+        self.set_clock_offset(offset)
+    }
+
     /// Records how far this device's clock is from the sync server's, so
     /// that new stamps are made in the server's time.
     pub fn set_clock_offset(&mut self, offset_ms: i64) -> Result<()> {
@@ -374,10 +385,6 @@ impl Store {
 
     pub(crate) fn conn_mut(&mut self) -> &mut Connection {
         &mut self.conn
-    }
-
-    pub(crate) fn clock(&self) -> &Clock {
-        &self.clock
     }
 }
 

@@ -69,7 +69,13 @@ impl Store {
     pub fn check_peer_ops(&self, peer: ReplicaId, scope: &Scope, ops: &[Op]) -> Result<()> {
         let mut created: HashSet<CaseId> = HashSet::new();
         for op in ops {
-            let refuse = |why: &str| Err(BatchError::invalid(op.dot, why).into());
+            let refuse = |why: &str| {
+                Err(BatchError::OutOfScope {
+                    dot: op.dot,
+                    why: why.into(),
+                }
+                .into())
+            };
             if op.dot.actor != peer {
                 return refuse("a device sends only operations it authored");
             }
@@ -161,7 +167,6 @@ impl Store {
         if response.schema != crate::op::OP_SCHEMA {
             return Err(BatchError::UnsupportedSchema(response.schema).into());
         }
-        let offset = response.server_time_ms as i64 - (self.clock())() as i64;
         let outcome = self.write(|w| {
             let mut outcome = ApplyOutcome::default();
             for op in &response.ops {
@@ -181,7 +186,7 @@ impl Store {
                 .execute(params![peer, response.acked as i64, response.cursor as i64])?;
             Ok(outcome)
         })?;
-        self.set_clock_offset(offset)?;
+        self.adopt_server_time(response.server_time_ms)?;
         Ok(outcome)
     }
 
@@ -207,7 +212,8 @@ impl Store {
         Ok(ops)
     }
 
-    pub(crate) fn acked(&self, peer: &str) -> Result<u64> {
+    /// Device side: the highest own counter the server `peer` confirmed.
+    pub fn acked(&self, peer: &str) -> Result<u64> {
         let acked: Option<i64> = self
             .conn()
             .query_row(

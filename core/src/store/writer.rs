@@ -82,8 +82,11 @@ impl<'c> Writer<'c> {
         let row = &self.rows[&case];
         let creation = row.creation_head();
         let mut writes = Vec::with_capacity(changes.len());
-        for (field, value) in changes {
+        for (i, (field, value)) in changes.iter().enumerate() {
             field.check(value)?;
+            if changes[..i].iter().any(|(f, _)| f == field) {
+                return Err(Error::InvalidInput(format!("{field} is written twice")));
+            }
             let heads = row.heads.of(*field, creation);
             if heads.len() == 1 && row.value(*field) == value {
                 continue;
@@ -138,6 +141,11 @@ impl<'c> Writer<'c> {
 
     /// The citizen's satisfaction, 1 to 5, once the case is resolved.
     pub fn rate(&mut self, case: CaseId, rating: u8) -> Result<()> {
+        if !self.row(case)?.status().is_done() {
+            return Err(Error::InvalidInput(
+                "a case is rated once it is resolved".into(),
+            ));
+        }
         self.update(case, &[(Field::Rating, Value::Int(rating as i64))])?;
         Ok(())
     }
@@ -292,6 +300,9 @@ impl<'c> Writer<'c> {
             case,
             body,
         };
+        // Local operations pass the checks every peer will make: one that
+        // a peer would refuse would block this replica's sync for good.
+        op.check().map_err(|e| Error::InvalidInput(e.to_string()))?;
         self.integrate(&op)?;
         self.state.vv.dots.insert(op.dot.actor, op.dot.counter);
         Ok(())

@@ -18,6 +18,9 @@ pub const HEADER_DEVICE: &str = "x-guichet-device";
 pub const HEADER_TIMESTAMP: &str = "x-guichet-timestamp";
 pub const HEADER_NONCE: &str = "x-guichet-nonce";
 pub const HEADER_SIGNATURE: &str = "x-guichet-signature";
+/// Sent by the server on every answer, so a device whose clock is too far
+/// off to sign acceptably can correct it.
+pub const HEADER_SERVER_TIME: &str = "x-guichet-server-time";
 
 /// How far a request's timestamp may be from the server's clock.
 pub const MAX_CLOCK_SKEW_MS: u64 = 5 * 60_000;
