@@ -187,7 +187,7 @@ impl SyncClient {
                                     clock_fixed = true;
                                     continue;
                                 }
-                                401 | 403 => return Err(SyncError::Unauthorized(message)),
+                                401 => return Err(SyncError::Unauthorized(message)),
                                 408 | 429 | 500..=599 => SyncError::Server {
                                     status: status.as_u16(),
                                     message,

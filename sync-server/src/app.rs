@@ -1,0 +1,185 @@
+//! The HTTP surface: `/health` and the signed `/v1/sync` exchange.
+
+use crate::config::Config;
+use crate::registry::{Registry, RegistryError};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use guichet_core::sync::protocol::{SyncRequest, CONTENT_TYPE, SYNC_PATH};
+use guichet_core::sync::signing::{self, SignedHeaders, HEADER_SERVER_TIME};
+use guichet_core::{wire, BatchError, Error as CoreError, Store};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tower_http::timeout::TimeoutLayer;
+
+pub struct AppState {
+    pub store: Mutex<Store>,
+    pub registry: Mutex<Registry>,
+    pub config: Config,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/health", get(health))
+        .route(SYNC_PATH, post(sync))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(axum::middleware::map_response(stamp_server_time))
+        .with_state(state)
+}
+
+/// Every answer carries the server's clock, so that a device whose clock
+/// is too far off to sign acceptably can correct it and try again.
+async fn stamp_server_time(mut response: Response) -> Response {
+    if let Ok(value) = now_ms().to_string().parse() {
+        response.headers_mut().insert(HEADER_SERVER_TIME, value);
+    }
+    response
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let cases = tokio::task::spawn_blocking(move || {
+        lock(&state.store)?.count_cases().map_err(ApiError::from)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)??;
+    Ok(Json(serde_json::json!({ "status": "ok", "cases": cases })).into_response())
+}
+
+async fn sync(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let answer = tokio::task::spawn_blocking(move || serve(&state, &method, &uri, &headers, &body))
+        .await
+        .map_err(|_| ApiError::Internal)??;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], answer).into_response())
+}
+
+fn serve(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    let started = Instant::now();
+    let now = now_ms();
+    let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let device = {
+        let registry = lock(&state.registry)?;
+        let device = registry
+            .device(signed.device)?
+            .ok_or_else(|| ApiError::Unauthorized("unknown device".into()))?;
+        signing::verify(
+            &device.public_key,
+            &signed,
+            method.as_str(),
+            uri.path(),
+            body,
+            now,
+        )
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+        if device.revoked {
+            return Err(ApiError::Forbidden("this device has been revoked".into()));
+        }
+        if !registry.first_use_of_nonce(&signed.nonce, now)? {
+            return Err(ApiError::Unauthorized("replayed request".into()));
+        }
+        device
+    };
+    let request: SyncRequest = wire::decode_message(body).map_err(CoreError::from)?;
+    let uploaded = request.ops.len();
+    let response = lock(&state.store)?.serve_sync(
+        device.replica,
+        &device.scope(),
+        &request,
+        state.config.max_response_bytes,
+    )?;
+    let encoded = wire::encode_message(&response);
+    tracing::info!(
+        device = device.replica,
+        ops_in = uploaded,
+        ops_out = response.ops.len(),
+        removed = response.removed.len(),
+        bytes_in = body.len(),
+        bytes_out = encoded.len(),
+        more = response.more,
+        ms = started.elapsed().as_millis() as u64,
+        "sync"
+    );
+    Ok(encoded)
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
+    m.lock().map_err(|_| ApiError::Internal)
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Every failure, as the client sees it. Messages never carry personal data.
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized(String),
+    Forbidden(String),
+    Conflict(String),
+    Internal,
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Batch(BatchError::OutOfScope { .. }) => ApiError::Forbidden(e.to_string()),
+            CoreError::Batch(
+                BatchError::Gap { .. }
+                | BatchError::MissingDependency { .. }
+                | BatchError::ConflictingDuplicate(_),
+            ) => ApiError::Conflict(e.to_string()),
+            CoreError::Batch(_) | CoreError::InvalidInput(_) => ApiError::BadRequest(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "sync failed on the server");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        tracing::error!(error = %e, "device registry failed");
+        ApiError::Internal
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()),
+        };
+        if status != StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::info!(status = status.as_u16(), %message, "sync refused");
+        }
+        (status, message).into_response()
+    }
+}
