@@ -36,6 +36,11 @@ pub enum Error {
         found: ReplicaId,
     },
 
+    /// Another server answers at this address (restored or replaced): the
+    /// device's position was reset and the exchange must start over.
+    #[error("the sync server changed; starting over with it")]
+    ServerChanged,
+
     #[error("rejected batch, nothing applied: {0}")]
     Batch(#[from] BatchError),
 

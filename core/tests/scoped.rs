@@ -43,7 +43,7 @@ fn exchange(server: &mut Store, d: &mut Device, lose_response: bool) -> SyncResp
         d.store.pending_ops(SERVER, 20).unwrap(),
         15,
     );
-    let response = server
+    let (response, _) = server
         .serve_sync(d.store.replica(), &d.scope, &request, 1 << 20)
         .unwrap();
     if !lose_response {
@@ -253,4 +253,32 @@ fn the_server_clock_corrects_the_device_stamps() {
     sync(&mut server, &mut d);
     let now = server.now_ms();
     assert!(d.store.now_ms().abs_diff(now) < 60_000, "offset applied");
+}
+
+#[test]
+fn a_replaced_server_is_noticed_and_given_everything_again() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, _gateway, mut a, _b, _) = setup(&dir);
+    a.store
+        .write(|w| w.create_case(&new_case("unit-a", "Fanta")))
+        .unwrap();
+    sync(&mut server, &mut a);
+    let cursor = a.store.sync_cursor(SERVER).unwrap();
+    assert!(cursor > 0);
+    // The server is restored from an empty backup behind the same address.
+    let mut replaced = Store::open(dir.path().join("replaced.db"), 1).unwrap();
+    let request = SyncRequest::new(cursor, a.store.pending_ops(SERVER, 20).unwrap(), 15);
+    let (response, _) = replaced.serve_sync(3, &a.scope, &request, 1 << 20).unwrap();
+    assert!(matches!(
+        a.store.apply_sync_response(SERVER, &response),
+        Err(Error::ServerChanged)
+    ));
+    assert_eq!(a.store.sync_cursor(SERVER).unwrap(), 0);
+    assert_eq!(
+        a.store.sync_status(SERVER).unwrap().pending_ops,
+        1,
+        "our case is sent again"
+    );
+    sync(&mut replaced, &mut a);
+    assert_eq!(replaced.count_cases().unwrap(), 1);
 }

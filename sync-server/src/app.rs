@@ -102,7 +102,7 @@ fn serve(
     };
     let request: SyncRequest = wire::decode_message(body).map_err(CoreError::from)?;
     let uploaded = request.ops.len();
-    let response = lock(&state.store)?.serve_sync(
+    let (response, times) = lock(&state.store)?.serve_sync(
         device.replica,
         &device.scope(),
         &request,
@@ -117,6 +117,8 @@ fn serve(
         bytes_in = body.len(),
         bytes_out = encoded.len(),
         more = response.more,
+        merge_us = times.merging.as_micros() as u64,
+        answer_us = times.answering.as_micros() as u64,
         ms = started.elapsed().as_millis() as u64,
         "sync"
     );

@@ -11,7 +11,7 @@ mod query;
 mod schema;
 mod writer;
 
-pub use peer::{PeerChanges, Scope};
+pub use peer::{PeerChanges, Scope, ServeTimes};
 pub use query::CaseQuery;
 pub use writer::Writer;
 
@@ -80,6 +80,7 @@ pub(crate) struct ReplicaState {
     pub hlc: Hlc,
     pub next_reference: u64,
     pub clock_offset_ms: i64,
+    pub store_id: i64,
 }
 
 impl Store {
@@ -128,6 +129,10 @@ impl Store {
                 "INSERT INTO meta(key, value) VALUES ('replica', ?1)",
                 [replica],
             )?;
+            tx.execute(
+                "INSERT INTO meta(key, value) VALUES ('store_id', ?1)",
+                [random_id()],
+            )?;
         } else if version > schema::CURRENT_VERSION {
             return Err(cannot_open(format!(
                 "it was written by a newer Guichet (schema {version}, this one knows up to {})",
@@ -158,6 +163,12 @@ impl Store {
 
     pub fn replica(&self) -> ReplicaId {
         self.replica
+    }
+
+    /// A random number drawn when this store file was created: tells one
+    /// server's store from another's (a restored or replaced server).
+    pub fn store_id(&self) -> i64 {
+        self.state.store_id
     }
 
     pub fn path(&self) -> &Path {
@@ -413,6 +424,16 @@ pub struct SyncOutcome {
     pub ops_received: u64,
 }
 
+fn random_id() -> i64 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 8];
+    // Uniqueness, not secrecy: a time-based fallback is good enough.
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        bytes = (system_clock()() as i64).to_le_bytes();
+    }
+    i64::from_le_bytes(bytes) & i64::MAX
+}
+
 fn prepare_connection(conn: &mut Connection, existed: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     if existed {
@@ -457,5 +478,13 @@ fn load_state(conn: &Connection) -> Result<ReplicaState> {
         hlc: Hlc::starting_at(Stamp(meta::<i64>(conn, "hlc")?.unwrap_or(0) as u64)),
         next_reference: meta::<i64>(conn, "next_reference")?.unwrap_or(1) as u64,
         clock_offset_ms: meta(conn, "clock_offset_ms")?.unwrap_or(0),
+        store_id: match meta(conn, "store_id")? {
+            Some(id) => id,
+            None => {
+                let id = random_id();
+                set_meta(conn, "store_id", id)?;
+                id
+            }
+        },
     })
 }

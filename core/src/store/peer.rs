@@ -20,7 +20,8 @@ use crate::wire::Batch;
 use crate::ApplyOutcome;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// Which cases a device may read and write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +39,15 @@ impl Scope {
             Scope::Units(units) => units.iter().any(|u| u == unit),
         }
     }
+}
+
+/// Where the time of one exchange went, for logs and metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServeTimes {
+    /// Checking and applying the device's operations.
+    pub merging: Duration,
+    /// Gathering what the device lacks.
+    pub answering: Duration,
 }
 
 /// The next part of a device's scope, for one sync response.
@@ -67,7 +77,8 @@ impl Store {
     /// units, and writes only to cases of its units or that it was given
     /// (so edits made before a case moved away still land).
     pub fn check_peer_ops(&self, peer: ReplicaId, scope: &Scope, ops: &[Op]) -> Result<()> {
-        let mut created: HashSet<CaseId> = HashSet::new();
+        // Per case, whether this device may write to it (one lookup per case).
+        let mut allowed: HashMap<CaseId, bool> = HashMap::new();
         for op in ops {
             let refuse = |why: &str| {
                 Err(BatchError::OutOfScope {
@@ -87,19 +98,24 @@ impl Store {
                 if !scope.contains(unit) {
                     return refuse("the case's unit is outside the device's scope");
                 }
-                created.insert(op.case);
+                allowed.insert(op.case, true);
                 continue;
             }
-            if created.contains(&op.case) {
-                continue;
-            }
-            let unit: Option<String> = self
-                .conn()
-                .prepare_cached("SELECT unit FROM cases WHERE case_id = ?1")?
-                .query_row([op.case.as_i64()], |r| r.get(0))
-                .optional()?;
-            let given = peer_case(self.conn(), peer, op.case)?.is_some();
-            if !given && !unit.is_some_and(|u| scope.contains(&u)) {
+            let may = match allowed.get(&op.case) {
+                Some(may) => *may,
+                None => {
+                    let unit: Option<String> = self
+                        .conn()
+                        .prepare_cached("SELECT unit FROM cases WHERE case_id = ?1")?
+                        .query_row([op.case.as_i64()], |r| r.get(0))
+                        .optional()?;
+                    let may = unit.is_some_and(|u| scope.contains(&u))
+                        || peer_case(self.conn(), peer, op.case)?.is_some();
+                    allowed.insert(op.case, may);
+                    may
+                }
+            };
+            if !may {
                 return refuse("the case is outside the device's scope");
             }
         }
@@ -115,14 +131,16 @@ impl Store {
         scope: &Scope,
         request: &SyncRequest,
         max_bytes: usize,
-    ) -> Result<SyncResponse> {
+    ) -> Result<(SyncResponse, ServeTimes)> {
         if request.schema != crate::op::OP_SCHEMA {
             return Err(BatchError::UnsupportedSchema(request.schema).into());
         }
+        let started = Instant::now();
         self.check_peer_ops(peer, scope, &request.ops)?;
         if !request.ops.is_empty() {
             self.apply(&Batch::new(request.ops.clone(), false))?;
         }
+        let merged = Instant::now();
         let changes = self.changes_for_peer(
             peer,
             scope,
@@ -130,15 +148,21 @@ impl Store {
             request.max_ops as usize,
             max_bytes,
         )?;
-        Ok(SyncResponse {
+        let response = SyncResponse {
             schema: crate::op::OP_SCHEMA,
+            server_id: self.store_id(),
             server_time_ms: self.now_ms(),
             acked: self.version_vector().get(&peer),
             ops: changes.ops,
             cursor: changes.cursor,
             more: changes.more,
             removed: changes.removed,
-        })
+        };
+        let times = ServeTimes {
+            merging: merged - started,
+            answering: merged.elapsed(),
+        };
+        Ok((response, times))
     }
 
     /// Server side: what a device with `scope` lacks after `cursor`.
@@ -167,6 +191,23 @@ impl Store {
         if response.schema != crate::op::OP_SCHEMA {
             return Err(BatchError::UnsupportedSchema(response.schema).into());
         }
+        let known: Option<Option<i64>> = self
+            .conn()
+            .query_row(
+                "SELECT server_id FROM sync_state WHERE peer = ?1",
+                [peer],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if known.flatten().is_some_and(|id| id != response.server_id) {
+            // This answer was computed from a position another server gave:
+            // start over, resending what this server may lack.
+            self.conn().execute(
+                "UPDATE sync_state SET server_id = ?2, cursor = 0, acked = 0 WHERE peer = ?1",
+                params![peer, response.server_id],
+            )?;
+            return Err(crate::Error::ServerChanged);
+        }
         let outcome = self.write(|w| {
             let mut outcome = ApplyOutcome::default();
             for op in &response.ops {
@@ -179,11 +220,16 @@ impl Store {
             w.leave(&response.removed, response.acked)?;
             w.conn()
                 .prepare_cached(
-                    "INSERT INTO sync_state(peer, acked, cursor) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(peer) DO UPDATE SET acked = max(acked, excluded.acked),
-                       cursor = excluded.cursor",
+                    "INSERT INTO sync_state(peer, server_id, acked, cursor) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(peer) DO UPDATE SET server_id = excluded.server_id,
+                       acked = max(acked, excluded.acked), cursor = excluded.cursor",
                 )?
-                .execute(params![peer, response.acked as i64, response.cursor as i64])?;
+                .execute(params![
+                    peer,
+                    response.server_id,
+                    response.acked as i64,
+                    response.cursor as i64
+                ])?;
             Ok(outcome)
         })?;
         self.adopt_server_time(response.server_time_ms)?;

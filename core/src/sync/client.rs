@@ -26,7 +26,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
-            upload_batch: 500,
+            upload_batch: 1_000,
             download_batch: 2_000,
             max_attempts: 6,
             first_backoff: Duration::from_millis(500),
@@ -111,6 +111,7 @@ impl SyncClient {
         progress: &mut impl FnMut(&SyncProgress),
     ) -> Result<(), SyncError> {
         let peer = self.base_url.as_str();
+        let mut restarted = false;
         loop {
             let pending = store.pending_ops(peer, self.options.upload_batch)?;
             let acked_before = store.acked(peer)?;
@@ -123,7 +124,14 @@ impl SyncClient {
             let answer = self.exchange(store, &body).await?;
             let response: SyncResponse =
                 wire::decode_message(&answer).map_err(|e| SyncError::BadAnswer(e.to_string()))?;
-            let outcome = store.apply_sync_response(peer, &response)?;
+            let outcome = match store.apply_sync_response(peer, &response) {
+                Err(crate::Error::ServerChanged) if !restarted => {
+                    restarted = true;
+                    tracing::info!("the sync server changed; starting over with it");
+                    continue;
+                }
+                other => other?,
+            };
             report.ops_sent += response.acked.saturating_sub(acked_before);
             report.ops_received += outcome.applied as u64;
             report.bytes_sent += body.len() as u64;

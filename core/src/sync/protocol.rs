@@ -41,6 +41,9 @@ impl SyncRequest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SyncResponse {
     pub schema: u16,
+    /// The server store's id: a device whose position was given by another
+    /// server must start over.
+    pub server_id: i64,
     /// The server's clock, so a device can correct its own.
     pub server_time_ms: u64,
     /// The highest of the device's own counters the server holds.

@@ -5,7 +5,7 @@ CREATE TABLE ops(seq INTEGER PRIMARY KEY, replica INTEGER NOT NULL, counter INTE
 CREATE UNIQUE INDEX ops_dot ON ops(replica, counter);
 CREATE INDEX ops_case ON ops(case_id);
 CREATE TABLE cases(case_id INTEGER PRIMARY KEY, reference TEXT NOT NULL UNIQUE, service TEXT NOT NULL, requester_phone TEXT NOT NULL, requester_name TEXT NOT NULL, requester_language TEXT NOT NULL, locality TEXT NOT NULL, channel INTEGER NOT NULL, mediator TEXT, unit TEXT NOT NULL, assignee TEXT, priority INTEGER NOT NULL, description TEXT NOT NULL, status INTEGER NOT NULL, rating INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, heads BLOB, needs_attention INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX cases_unit_status ON cases(unit, status, updated_at);
+CREATE INDEX cases_unit_status ON cases(unit, status);
 CREATE INDEX cases_unit_assignee ON cases(unit, assignee);
 CREATE INDEX cases_unit_locality ON cases(unit, locality);
 CREATE INDEX cases_unit_updated ON cases(unit, updated_at);
@@ -14,6 +14,6 @@ CREATE INDEX cases_attention ON cases(unit) WHERE needs_attention;
 CREATE VIRTUAL TABLE cases_fts USING fts5(requester_name, locality, description, content='cases', content_rowid='case_id', tokenize='unicode61 remove_diacritics 2');
 -- cases_fts is kept up to date by the writer, once per transaction: FTS5
 -- flushes on every statement savepoint, so per-row triggers cost 30% of a sync.
-CREATE TABLE sync_state(peer TEXT PRIMARY KEY, last_attempt INTEGER, last_success INTEGER, last_error TEXT, acked INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0, sent INTEGER NOT NULL DEFAULT 0, received INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE sync_state(peer TEXT PRIMARY KEY, server_id INTEGER, last_attempt INTEGER, last_success INTEGER, last_error TEXT, acked INTEGER NOT NULL DEFAULT 0, cursor INTEGER NOT NULL DEFAULT 0, sent INTEGER NOT NULL DEFAULT 0, received INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
 CREATE TABLE peer_cases(peer INTEGER NOT NULL, case_id INTEGER NOT NULL, in_scope INTEGER NOT NULL, changed_at INTEGER NOT NULL, PRIMARY KEY(peer, case_id)) WITHOUT ROWID;
 CREATE TABLE leaving_cases(case_id INTEGER PRIMARY KEY);

@@ -5,7 +5,7 @@ CREATE TABLE ops(seq INTEGER PRIMARY KEY, replica INTEGER NOT NULL, counter INTE
 CREATE UNIQUE INDEX ops_dot ON ops(replica, counter);
 CREATE INDEX ops_case ON ops(case_id);
 CREATE TABLE cases(case_id INTEGER PRIMARY KEY, reference TEXT NOT NULL UNIQUE, service TEXT NOT NULL, requester_phone TEXT NOT NULL, requester_name TEXT NOT NULL, requester_language TEXT NOT NULL, locality TEXT NOT NULL, channel INTEGER NOT NULL, mediator TEXT, unit TEXT NOT NULL, assignee TEXT, priority INTEGER NOT NULL, description TEXT NOT NULL, status INTEGER NOT NULL, rating INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, heads BLOB, needs_attention INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX cases_unit_status ON cases(unit, status, updated_at);
+CREATE INDEX cases_unit_status ON cases(unit, status);
 CREATE INDEX cases_unit_assignee ON cases(unit, assignee);
 CREATE INDEX cases_unit_locality ON cases(unit, locality);
 CREATE INDEX cases_unit_updated ON cases(unit, updated_at);
