@@ -155,6 +155,22 @@ impl Store {
         rows.map(|r| r?).collect()
     }
 
+    /// The id of every case the store holds, in id order.
+    pub fn case_ids(&self) -> Result<Vec<CaseId>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT case_id FROM cases ORDER BY case_id")?;
+        let ids = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        let mut out = Vec::new();
+        for id in ids {
+            let raw = id?;
+            out.push(
+                CaseId::from_i64(raw).ok_or_else(|| Error::Damaged(format!("case id {raw}")))?,
+            );
+        }
+        Ok(out)
+    }
+
     /// How many cases the store holds.
     pub fn count_cases(&self) -> Result<u64> {
         Ok(self
