@@ -90,41 +90,55 @@ impl SyncClient {
     pub async fn sync(
         &self,
         store: &mut Store,
+        progress: impl FnMut(&SyncProgress),
+    ) -> Result<SyncProgress, SyncError> {
+        self.sync_shared(&std::sync::Mutex::new(store), progress)
+            .await
+    }
+
+    /// The same, for a store others use meanwhile: it is locked only to
+    /// prepare a request and to apply an answer, never while waiting on the
+    /// network, so a slow or unreachable server never blocks local work.
+    pub async fn sync_shared<S: std::ops::DerefMut<Target = Store>>(
+        &self,
+        store: &std::sync::Mutex<S>,
         mut progress: impl FnMut(&SyncProgress),
     ) -> Result<SyncProgress, SyncError> {
         let mut report = SyncProgress::default();
         let result = self.run(store, &mut report, &mut progress).await;
-        let outcome = SyncOutcome {
-            result: result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            acked: store.acked(&self.base_url)?,
-            ops_sent: report.ops_sent,
-            ops_received: report.ops_received,
-        };
-        store.record_sync(&self.base_url, &outcome)?;
+        with(store, |s| {
+            let outcome = SyncOutcome {
+                result: result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
+                acked: s.acked(&self.base_url)?,
+                ops_sent: report.ops_sent,
+                ops_received: report.ops_received,
+            };
+            s.record_sync(&self.base_url, &outcome)
+        })?;
         result.map(|()| report)
     }
 
-    async fn run(
+    async fn run<S: std::ops::DerefMut<Target = Store>>(
         &self,
-        store: &mut Store,
+        store: &std::sync::Mutex<S>,
         report: &mut SyncProgress,
         progress: &mut impl FnMut(&SyncProgress),
     ) -> Result<(), SyncError> {
         let peer = self.base_url.as_str();
         let mut restarted = false;
         loop {
-            let pending = store.pending_ops(peer, self.options.upload_batch)?;
-            let acked_before = store.acked(peer)?;
-            let request = SyncRequest::new(
-                store.sync_cursor(peer)?,
-                pending,
-                self.options.download_batch,
-            );
+            let (request, acked_before) = with(store, |s| {
+                let pending = s.pending_ops(peer, self.options.upload_batch)?;
+                let cursor = s.sync_cursor(peer)?;
+                let request = SyncRequest::new(cursor, pending, self.options.download_batch);
+                Ok::<_, crate::Error>((request, s.acked(peer)?))
+            })?;
             let body = wire::encode_message(&request);
             let answer = self.exchange(store, &body).await?;
             let response: SyncResponse =
                 wire::decode_message(&answer).map_err(|e| SyncError::BadAnswer(e.to_string()))?;
-            let outcome = match store.apply_sync_response(peer, &response) {
+            let applied = with(store, |s| s.apply_sync_response(peer, &response));
+            let outcome = match applied {
                 Err(crate::Error::ServerChanged) if !restarted => {
                     restarted = true;
                     tracing::info!("the sync server changed; starting over with it");
@@ -139,7 +153,7 @@ impl SyncClient {
             report.round_trips += 1;
             report.removed.extend(&response.removed);
             progress(report);
-            let more_to_send = store.pending_ops(peer, 1)?.len() == 1;
+            let more_to_send = with(store, |s| s.pending_ops(peer, 1))?.len() == 1;
             if !response.more && !more_to_send {
                 return Ok(());
             }
@@ -152,7 +166,11 @@ impl SyncClient {
     }
 
     /// One signed request, retried with backoff while the failure may pass.
-    async fn exchange(&self, store: &mut Store, body: &[u8]) -> Result<Vec<u8>, SyncError> {
+    async fn exchange<S: std::ops::DerefMut<Target = Store>>(
+        &self,
+        store: &std::sync::Mutex<S>,
+        body: &[u8],
+    ) -> Result<Vec<u8>, SyncError> {
         let url = format!("{}{SYNC_PATH}", self.base_url);
         let mut backoff = self.options.first_backoff;
         let mut clock_fixed = false;
@@ -160,9 +178,8 @@ impl SyncClient {
         loop {
             attempt += 1;
             // A fresh timestamp and nonce for every attempt: a retry is not a replay.
-            let signed = self
-                .key
-                .sign(store.replica(), "POST", SYNC_PATH, body, store.now_ms());
+            let (replica, now) = with(store, |s| (s.replica(), s.now_ms()));
+            let signed = self.key.sign(replica, "POST", SYNC_PATH, body, now);
             let mut request = self
                 .http
                 .post(&url)
@@ -187,11 +204,11 @@ impl SyncClient {
                                 // Our clock is too far off to sign acceptably:
                                 // take the server's time and try once more.
                                 401 if !clock_fixed
-                                    && server_time.is_some_and(|t| {
-                                        t.abs_diff(store.now_ms()) > MAX_CLOCK_SKEW_MS
-                                    }) =>
+                                    && server_time
+                                        .is_some_and(|t| t.abs_diff(now) > MAX_CLOCK_SKEW_MS) =>
                                 {
-                                    store.adopt_server_time(server_time.unwrap_or_default())?;
+                                    let t = server_time.unwrap_or_default();
+                                    with(store, |s| s.adopt_server_time(t))?;
                                     clock_fixed = true;
                                     continue;
                                 }
@@ -221,4 +238,17 @@ impl SyncClient {
             backoff = (backoff * 2).min(self.options.max_backoff);
         }
     }
+}
+
+/// Runs `f` on the locked store. A panic elsewhere while it was locked
+/// cannot have left it half-written (every write is a transaction), so a
+/// poisoned lock is taken over rather than given up.
+fn with<S: std::ops::DerefMut<Target = Store>, R>(
+    store: &std::sync::Mutex<S>,
+    f: impl FnOnce(&mut Store) -> R,
+) -> R {
+    let mut guard = store
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(&mut guard)
 }
