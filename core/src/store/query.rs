@@ -155,6 +155,32 @@ impl Store {
         rows.map(|r| r?).collect()
     }
 
+    /// One case as it stands (without conflicts or timeline).
+    pub fn case(&self, id: CaseId) -> Result<Case> {
+        self.case_by_id(id)
+    }
+
+    /// The cases touched by operations that arrived in this store after
+    /// `position` (its own arrival order, not the authors' clocks: an edit
+    /// made offline long ago still counts when it arrives), and the newest
+    /// position, to pass next time.
+    pub fn cases_touched_since(&self, position: u64) -> Result<(Vec<CaseId>, u64)> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT case_id, max(seq) FROM ops WHERE seq > ?1 GROUP BY case_id ORDER BY max(seq)",
+        )?;
+        let rows = stmt.query_map([position as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut ids = Vec::new();
+        let mut newest = position;
+        for row in rows {
+            let (id, seq) = row?;
+            newest = newest.max(seq as u64);
+            ids.extend(CaseId::from_i64(id));
+        }
+        Ok((ids, newest))
+    }
+
     /// The id of every case the store holds, in id order.
     pub fn case_ids(&self) -> Result<Vec<CaseId>> {
         let mut stmt = self

@@ -99,7 +99,7 @@ impl SyncClient {
     /// The same, for a store others use meanwhile: it is locked only to
     /// prepare a request and to apply an answer, never while waiting on the
     /// network, so a slow or unreachable server never blocks local work.
-    pub async fn sync_shared<S: std::ops::DerefMut<Target = Store>>(
+    pub async fn sync_shared<S: std::borrow::BorrowMut<Store>>(
         &self,
         store: &std::sync::Mutex<S>,
         mut progress: impl FnMut(&SyncProgress),
@@ -118,7 +118,7 @@ impl SyncClient {
         result.map(|()| report)
     }
 
-    async fn run<S: std::ops::DerefMut<Target = Store>>(
+    async fn run<S: std::borrow::BorrowMut<Store>>(
         &self,
         store: &std::sync::Mutex<S>,
         report: &mut SyncProgress,
@@ -166,7 +166,7 @@ impl SyncClient {
     }
 
     /// One signed request, retried with backoff while the failure may pass.
-    async fn exchange<S: std::ops::DerefMut<Target = Store>>(
+    async fn exchange<S: std::borrow::BorrowMut<Store>>(
         &self,
         store: &std::sync::Mutex<S>,
         body: &[u8],
@@ -243,12 +243,12 @@ impl SyncClient {
 /// Runs `f` on the locked store. A panic elsewhere while it was locked
 /// cannot have left it half-written (every write is a transaction), so a
 /// poisoned lock is taken over rather than given up.
-fn with<S: std::ops::DerefMut<Target = Store>, R>(
+fn with<S: std::borrow::BorrowMut<Store>, R>(
     store: &std::sync::Mutex<S>,
     f: impl FnOnce(&mut Store) -> R,
 ) -> R {
     let mut guard = store
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    f(&mut guard)
+    f(guard.borrow_mut())
 }
