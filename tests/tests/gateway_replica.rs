@@ -1,0 +1,153 @@
+//! The USSD gateway as a replica: a request filed by USSD reaches the tablet
+//! of the right unit through the sync server; the agent's status change
+//! comes back and the citizen is told by SMS; the gateway keeps serving
+//! while the sync server is down.
+
+use guichet_core::sync::client::{ClientOptions, SyncClient};
+use guichet_core::sync::signing::DeviceKey;
+use guichet_core::{Status, Store};
+use guichet_e2e::*;
+use std::time::Duration;
+use tempfile::TempDir;
+
+const SECRET: &str = "e2e-secret-0123456789";
+
+fn gateway_config(gateway_dir: &std::path::Path, server: &str, fake_at: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+data_dir = "{gw}"
+locales_dir = "{locales}"
+default_language = "fr"
+[sync]
+server_url = "{server}"
+interval_secs = 1
+[sms]
+provider = "africastalking"
+[[services]]
+id = "etat-civil"
+names = {{ fr = "État civil", en = "Civil registration" }}
+[[units]]
+id = "unit-thies-01"
+localities = ["Thiès", "Pire"]
+[[units]]
+id = "unit-louga-01"
+localities = ["Louga"]
+[providers.africastalking]
+secret = "{SECRET}"
+username = "sandbox"
+api_key = "k"
+base_url = "{fake_at}"
+"#,
+        gw = gateway_dir.display(),
+        locales = repo().join("locales").display(),
+    )
+}
+
+async fn sync(client: &SyncClient, store: &mut Store) {
+    client.sync(store, |_| {}).await.expect("the tablet syncs");
+}
+
+#[tokio::test]
+async fn a_ussd_request_reaches_the_tablet_and_the_citizen_hears_back_by_sms() {
+    let dir = TempDir::new().unwrap();
+    let (server_dir, gateway_dir) = (dir.path().join("server"), dir.path().join("gateway"));
+    let mut server = sync_server(&server_dir, "127.0.0.1:0");
+    enrol_gateway(&server_dir, &gateway_dir);
+    let (fake_at, sent) = fake_africastalking().await;
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        gateway_config(&gateway_dir, &server.url(), &fake_at),
+    )
+    .unwrap();
+    let gateway = gateway(&config);
+    let callback = format!("{}/at/{SECRET}/ussd", gateway.url());
+
+    // A citizen files a request by USSD.
+    let citizen = "+221771112233";
+    let first = dial(&callback, "s1", citizen, &[]).await;
+    let english = option(&first[0], "English");
+    let screens = dial(
+        &callback,
+        "s2",
+        citizen,
+        &[&english, "1", "1", "1", "Extrait de naissance", "1"],
+    )
+    .await;
+    let end = screens.last().unwrap();
+    assert!(end.starts_with("END "), "{screens:?}");
+    let reference = reference_in(end);
+
+    // The tablet of unit-thies-01 receives it through the sync server.
+    let key = DeviceKey::generate().unwrap();
+    let enrolment = sync_admin(
+        &server_dir,
+        &[
+            "enrol",
+            "--public-key",
+            &key.public_key(),
+            "--agent",
+            "agent-7",
+            "--unit",
+            "unit-thies-01",
+        ],
+    );
+    let replica = serde_json::from_str::<serde_json::Value>(&enrolment).unwrap()["replica"]
+        .as_u64()
+        .unwrap();
+    let mut tablet = Store::open(dir.path().join("tablet.db"), replica as u32).unwrap();
+    let client = SyncClient::new(
+        &server.url(),
+        DeviceKey::from_pkcs8(key.pkcs8()).unwrap(),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let mut case = None;
+    for _ in 0..100 {
+        sync(&client, &mut tablet).await;
+        if let Ok(found) = tablet.find_by_reference(&reference) {
+            case = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let case = case.expect("the request reached the tablet");
+    assert_eq!(
+        (case.unit.as_str(), case.status),
+        ("unit-thies-01", Status::Received)
+    );
+    assert_eq!(case.requester_phone, citizen);
+
+    // The agent works on it offline, then syncs; the citizen is told.
+    tablet
+        .write(|w| w.change_status(case.id, Status::InProgress))
+        .unwrap();
+    sync(&client, &mut tablet).await;
+    let told = wait_sms(&sent, 20, |(to, text)| {
+        to == citizen && text.contains(&reference) && text.contains("in progress")
+    })
+    .await;
+    assert!(
+        told.is_some(),
+        "the citizen was told: {:?}",
+        sent.lock().unwrap()
+    );
+
+    // The sync server goes down: citizens are still served.
+    server.kill();
+    let track = dial(&callback, "s3", citizen, &["2", &reference]).await;
+    assert!(track.last().unwrap().contains("in progress"), "{track:?}");
+    let another = dial(&callback, "s4", citizen, &["1", "1", "2", "0", "1"]).await;
+    assert!(another.last().unwrap().starts_with("END "), "{another:?}");
+    let count = sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(to, t)| to == citizen && t.contains(&reference))
+        .count();
+    assert_eq!(
+        count, 2,
+        "one SMS when filed, one for the status change, no more"
+    );
+}

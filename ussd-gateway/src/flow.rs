@@ -1,0 +1,885 @@
+//! The USSD menus: one state machine, one function per screen.
+//!
+//! A session is a language and a step. Each hop brings the caller's latest
+//! input; `advance` moves the step on and returns the next screen, `CON`
+//! (show and wait) or `END` (show and close). Steps of a new request are
+//! saved as a draft after every hop, so a session the network dropped can
+//! be resumed by dialing again.
+
+use crate::config::Config;
+use crate::i18n::{Arg, Catalog};
+use crate::state::GatewayDb;
+use crate::text::{self, UssdLimit};
+use guichet_core::{
+    reference, CaseId, CaseQuery, Channel, Error as CoreError, NewCase, Priority, Status, Store,
+};
+use serde::{Deserialize, Serialize};
+
+/// What the phone shows next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Show and wait for input.
+    Con(String),
+    /// Show and close the session.
+    End(String),
+}
+
+impl Reply {
+    pub fn text(&self) -> &str {
+        match self {
+            Reply::Con(t) | Reply::End(t) => t,
+        }
+    }
+
+    pub fn is_end(&self) -> bool {
+        matches!(self, Reply::End(_))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub lang: String,
+    pub step: Step,
+}
+
+/// A request being filled in.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    pub service: Option<String>,
+    pub locality: Option<String>,
+    pub description: Option<String>,
+    /// Filed by a mediator, for this citizen's phone.
+    pub citizen: Option<String>,
+    pub mediator: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Step {
+    Language { page: usize, first: bool },
+    Main,
+    Resume { saved: Box<Step> },
+    Service { page: usize, draft: Draft },
+    Locality { page: usize, draft: Draft },
+    Description { draft: Draft },
+    Confirm { draft: Draft },
+    Track,
+    Mine { page: usize },
+    RateChoose { page: usize },
+    RateAsk { case: String, reference: String },
+    MediatorPin { tries: u8 },
+    MediatorPhone { mediator: String },
+}
+
+impl Step {
+    /// The flow a step belongs to, for the abandonment figures.
+    pub fn flow(&self) -> &'static str {
+        match self {
+            Step::Language { .. } => "language",
+            Step::Main => "menu",
+            Step::Resume { .. } => "resume",
+            Step::Service { .. }
+            | Step::Locality { .. }
+            | Step::Description { .. }
+            | Step::Confirm { .. } => "new_request",
+            Step::Track => "track",
+            Step::Mine { .. } => "my_requests",
+            Step::RateChoose { .. } | Step::RateAsk { .. } => "rate",
+            Step::MediatorPin { .. } | Step::MediatorPhone { .. } => "mediator",
+        }
+    }
+
+    fn is_request(&self) -> bool {
+        self.flow() == "new_request"
+    }
+}
+
+/// Everything a screen may need.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub catalog: &'a Catalog,
+    pub store: &'a mut Store,
+    pub db: &'a GatewayDb,
+    pub phone: &'a str,
+    pub now: u64,
+}
+
+/// Something went wrong behind the screens: the caller gets a polite END.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    #[error("store: {0}")]
+    Store(#[from] CoreError),
+    #[error("gateway state: {0}")]
+    State(#[from] rusqlite::Error),
+}
+
+type Flow<T> = Result<T, FlowError>;
+
+const MORE: &str = "98";
+const BACK: &str = "0";
+const HOME: &str = "00";
+const MAX_PIN_TRIES: u8 = 3;
+
+/// The first screen of a new session.
+pub fn start(ctx: &mut Ctx) -> Flow<(Session, Reply)> {
+    let saved_lang = ctx.db.language(ctx.phone)?;
+    let lang = saved_lang
+        .clone()
+        .unwrap_or_else(|| ctx.config.default_language.clone());
+    let step = if saved_lang.is_none() {
+        Step::Language {
+            page: 0,
+            first: true,
+        }
+    } else if let Some(saved) = resumable(ctx)? {
+        Step::Resume {
+            saved: Box::new(saved),
+        }
+    } else {
+        Step::Main
+    };
+    let mut session = Session { lang, step };
+    let reply = render(&mut session, ctx, None)?;
+    Ok((session, reply))
+}
+
+/// Moves the session on with the caller's latest input.
+pub fn advance(session: &mut Session, input: &str, ctx: &mut Ctx) -> Flow<Reply> {
+    let input = input.trim();
+    let first_dial = matches!(session.step, Step::Language { first: true, .. });
+    if input == HOME && !first_dial {
+        session.step = Step::Main;
+        return render(session, ctx, None);
+    }
+    let step = session.step.clone();
+    let reply = match step {
+        Step::Language { page, first } => language(session, ctx, input, page, first)?,
+        Step::Main => main_menu(session, ctx, input)?,
+        Step::Resume { saved } => match input {
+            "1" => goto(session, ctx, *saved)?,
+            "2" => {
+                ctx.db.clear_draft(ctx.phone)?;
+                goto(session, ctx, Step::Main)?
+            }
+            _ => render(session, ctx, Some("invalid-choice"))?,
+        },
+        Step::Service { page, draft } => service(session, ctx, input, page, draft)?,
+        Step::Locality { page, draft } => locality(session, ctx, input, page, draft)?,
+        Step::Description { draft } => description(session, ctx, input, draft)?,
+        Step::Confirm { draft } => confirm(session, ctx, input, draft)?,
+        Step::Track => track(session, ctx, input)?,
+        Step::Mine { page } => mine(session, ctx, input, page)?,
+        Step::RateChoose { page } => rate_choose(session, ctx, input, page)?,
+        Step::RateAsk { case, reference } => rate_ask(session, ctx, input, &case, &reference)?,
+        Step::MediatorPin { tries } => mediator_pin(session, ctx, input, tries)?,
+        Step::MediatorPhone { mediator } => mediator_phone(session, ctx, input, mediator)?,
+    };
+    if session.step.is_request() && !reply.is_end() {
+        let saved = serde_json::to_string(&session.step).expect("steps serialize");
+        ctx.db.save_draft(ctx.phone, &saved, ctx.now)?;
+    }
+    Ok(reply)
+}
+
+fn goto(session: &mut Session, ctx: &mut Ctx, step: Step) -> Flow<Reply> {
+    session.step = step;
+    render(session, ctx, None)
+}
+
+/// An unfinished request of this phone, recent enough to resume.
+fn resumable(ctx: &Ctx) -> Flow<Option<Step>> {
+    let window = ctx.config.ussd.resume_window_secs * 1000;
+    let Some(saved) = ctx.db.draft(ctx.phone, ctx.now, window)? else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_str(&saved).ok())
+}
+
+// ---------------------------------------------------------------- screens
+
+/// What the current step shows: a list to choose from (paged), a prompt
+/// for free input, or a last message.
+enum Content {
+    List {
+        title: String,
+        items: Vec<String>,
+        page: usize,
+    },
+    Prompt(String),
+    Last(String),
+}
+
+fn content(session: &Session, ctx: &Ctx) -> Flow<Content> {
+    let lang = session.lang.as_str();
+    let t = |id: &str| ctx.catalog.text(lang, id, &[]);
+    let list =
+        |title: String, items: Vec<String>, page: usize| Content::List { title, items, page };
+    Ok(match &session.step {
+        Step::Language { page, .. } => list(t("language-menu"), language_names(ctx), *page),
+        Step::Main => {
+            let mut items = [
+                "main-new",
+                "main-track",
+                "main-mine",
+                "main-rate",
+                "main-language",
+            ]
+            .map(t)
+            .to_vec();
+            if ctx.config.mediator_by_phone(ctx.phone).is_some() {
+                items.push(t("main-mediator"));
+            }
+            list(t("main-menu-title"), items, 0)
+        }
+        Step::Resume { .. } => list(
+            t("resume-offer"),
+            vec![t("resume-continue"), t("resume-restart")],
+            0,
+        ),
+        Step::Service { page, .. } => {
+            let names = ctx
+                .config
+                .services
+                .iter()
+                .map(|s| ctx.config.service_name(&s.id, lang).to_string())
+                .collect();
+            list(t("choose-service"), names, *page)
+        }
+        Step::Locality { page, .. } => {
+            let names = ctx
+                .config
+                .localities()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            list(t("choose-locality"), names, *page)
+        }
+        Step::Description { .. } => Content::Prompt(t("enter-description")),
+        Step::Confirm { draft } => {
+            let service = ctx
+                .config
+                .service_name(draft.service.as_deref().unwrap_or_default(), lang);
+            let locality = draft.locality.as_deref().unwrap_or_default();
+            let title = ctx.catalog.text(
+                lang,
+                "confirm-request",
+                &[
+                    ("service", Arg::Str(service)),
+                    ("locality", Arg::Str(locality)),
+                ],
+            );
+            list(title, vec![t("confirm-yes"), t("confirm-no")], 0)
+        }
+        Step::Track => Content::Prompt(t("enter-reference")),
+        Step::Mine { page } => {
+            let cases = own_cases(ctx, false)?;
+            if cases.is_empty() {
+                return Ok(Content::Last(t("my-requests-none")));
+            }
+            let count = [("count", Arg::Num(cases.len() as i64))];
+            let items = cases
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {}",
+                        c.reference,
+                        status_text(ctx.catalog, lang, c.status)
+                    )
+                })
+                .collect();
+            list(
+                ctx.catalog.text(lang, "my-requests-title", &count),
+                items,
+                *page,
+            )
+        }
+        Step::RateChoose { page } => {
+            let cases = own_cases(ctx, true)?;
+            if cases.is_empty() {
+                return Ok(Content::Last(t("rate-none")));
+            }
+            let items = cases.iter().map(|c| c.reference.clone()).collect();
+            list(t("rate-choose"), items, *page)
+        }
+        Step::RateAsk { reference, .. } => Content::Prompt(ctx.catalog.text(
+            lang,
+            "rate-ask",
+            &[("reference", Arg::Str(reference))],
+        )),
+        Step::MediatorPin { .. } => Content::Prompt(t("mediator-enter-pin")),
+        Step::MediatorPhone { .. } => Content::Prompt(t("mediator-enter-phone")),
+    })
+}
+
+/// The screen of the current step, with an optional notice on top.
+pub fn render(session: &mut Session, ctx: &mut Ctx, notice: Option<&str>) -> Flow<Reply> {
+    let lang = session.lang.as_str();
+    let with_notice = |title: String| match notice {
+        Some(id) => format!("{}\n{title}", ctx.catalog.text(lang, id, &[])),
+        None => title,
+    };
+    Ok(match content(session, ctx)? {
+        Content::List { title, items, page } => {
+            let pages = menu_pages(ctx.catalog, ctx.config, lang, &with_notice(title), &items);
+            let shown = page.min(pages.len().saturating_sub(1));
+            Reply::Con(pages.get(shown).cloned().unwrap_or_default())
+        }
+        Content::Prompt(prompt) => Reply::Con(with_notice(prompt)),
+        Content::Last(text) => Reply::End(text),
+    })
+}
+
+/// How many pages the current step's list takes.
+fn list_pages(session: &Session, ctx: &Ctx) -> Flow<usize> {
+    Ok(match content(session, ctx)? {
+        Content::List { title, items, .. } => {
+            menu_pages(ctx.catalog, ctx.config, &session.lang, &title, &items).len()
+        }
+        _ => 1,
+    })
+}
+
+fn language(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    input: &str,
+    page: usize,
+    first: bool,
+) -> Flow<Reply> {
+    let codes = ctx.catalog_languages();
+    match choose(input, codes.len(), page, list_pages(session, ctx)?) {
+        Choice::Item(i) => {
+            session.lang = codes[i].clone();
+            ctx.db.set_language(ctx.phone, &session.lang)?;
+            let next = match resumable(ctx)? {
+                Some(saved) if first => Step::Resume {
+                    saved: Box::new(saved),
+                },
+                _ => Step::Main,
+            };
+            goto(session, ctx, next)
+        }
+        Choice::Page(p) => goto(session, ctx, Step::Language { page: p, first }),
+        Choice::Back if !first => goto(session, ctx, Step::Main),
+        _ => render(session, ctx, Some("invalid-choice")),
+    }
+}
+
+fn main_menu(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
+    let mediator = ctx.config.mediator_by_phone(ctx.phone).is_some();
+    let next = match input {
+        "1" => Step::Service {
+            page: 0,
+            draft: Draft::default(),
+        },
+        "2" => Step::Track,
+        "3" => Step::Mine { page: 0 },
+        "4" => Step::RateChoose { page: 0 },
+        "5" => Step::Language {
+            page: 0,
+            first: false,
+        },
+        "6" if mediator => Step::MediatorPin { tries: 0 },
+        _ => return render(session, ctx, Some("invalid-choice")),
+    };
+    goto(session, ctx, next)
+}
+
+fn service(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    input: &str,
+    page: usize,
+    mut draft: Draft,
+) -> Flow<Reply> {
+    let count = ctx.config.services.len();
+    let pages = list_pages(session, ctx)?;
+    match choose(input, count, page, pages) {
+        Choice::Item(i) => {
+            draft.service = Some(ctx.config.services[i].id.clone());
+            goto(session, ctx, Step::Locality { page: 0, draft })
+        }
+        Choice::Page(p) => goto(session, ctx, Step::Service { page: p, draft }),
+        Choice::Back => {
+            ctx.db.clear_draft(ctx.phone)?;
+            goto(session, ctx, Step::Main)
+        }
+        Choice::Invalid => render(session, ctx, Some("invalid-choice")),
+    }
+}
+
+fn locality(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    input: &str,
+    page: usize,
+    mut draft: Draft,
+) -> Flow<Reply> {
+    let localities: Vec<String> = ctx
+        .config
+        .localities()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let pages = list_pages(session, ctx)?;
+    match choose(input, localities.len(), page, pages) {
+        Choice::Item(i) => {
+            draft.locality = Some(localities[i].clone());
+            goto(session, ctx, Step::Description { draft })
+        }
+        Choice::Page(p) => goto(session, ctx, Step::Locality { page: p, draft }),
+        Choice::Back => goto(session, ctx, Step::Service { page: 0, draft }),
+        Choice::Invalid => render(session, ctx, Some("invalid-choice")),
+    }
+}
+
+fn description(session: &mut Session, ctx: &mut Ctx, input: &str, mut draft: Draft) -> Flow<Reply> {
+    let limit = ctx.config.ussd.max_input_chars;
+    draft.description = match input {
+        "0" | "" => None,
+        text => Some(text.chars().take(limit).collect()),
+    };
+    goto(session, ctx, Step::Confirm { draft })
+}
+
+fn confirm(session: &mut Session, ctx: &mut Ctx, input: &str, draft: Draft) -> Flow<Reply> {
+    match input {
+        "1" => file_request(session, ctx, draft),
+        "2" => {
+            ctx.db.clear_draft(ctx.phone)?;
+            Ok(Reply::End(ctx.catalog.text(
+                &session.lang,
+                "request-cancelled",
+                &[],
+            )))
+        }
+        _ => render(session, ctx, Some("invalid-choice")),
+    }
+}
+
+/// Stores the request in the gateway's replica, texts the reference.
+fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Reply> {
+    let lang = session.lang.clone();
+    let service = draft.service.clone().unwrap_or_default();
+    let locality = draft.locality.clone().unwrap_or_default();
+    let Some(unit) = ctx.config.unit_of(&locality).map(String::from) else {
+        return Ok(Reply::End(ctx.catalog.text(
+            &lang,
+            "service-unavailable",
+            &[],
+        )));
+    };
+    let (requester, channel, citizen_lang) = match &draft.citizen {
+        Some(citizen) => {
+            let theirs = ctx.db.language(citizen)?.unwrap_or_else(|| lang.clone());
+            (citizen.clone(), Channel::Mediator, theirs)
+        }
+        None => (ctx.phone.to_string(), Channel::Ussd, lang.clone()),
+    };
+    let new = NewCase {
+        service: service.clone(),
+        requester_phone: requester.clone(),
+        requester_name: String::new(),
+        requester_language: citizen_lang.clone(),
+        locality: locality.clone(),
+        channel,
+        mediator: draft.mediator.clone(),
+        unit,
+        assignee: None,
+        priority: Priority::Normal,
+        description: draft.description.clone().unwrap_or_default(),
+        status: Status::Received,
+    };
+    let id = ctx.store.write(|w| w.create_case(&new))?;
+    let reference = ctx.store.get_case(id)?.case.reference;
+    ctx.db.clear_draft(ctx.phone)?;
+    let service_name = ctx.config.service_name(&service, &citizen_lang).to_string();
+    let reply = match (&draft.citizen, &draft.mediator) {
+        (Some(citizen), Some(mediator_id)) => {
+            let mediator_name = ctx
+                .config
+                .mediator(mediator_id)
+                .map_or(mediator_id.clone(), |m| m.name.clone());
+            let yes = ctx.catalog.text(&citizen_lang, "keyword-yes", &[]);
+            let no = ctx.catalog.text(&citizen_lang, "keyword-no", &[]);
+            let sms = ctx.catalog.text(
+                &citizen_lang,
+                "sms-mediator-consent",
+                &[
+                    ("mediator", Arg::Str(&mediator_name)),
+                    ("reference", Arg::Str(&reference)),
+                    ("service", Arg::Str(&service_name)),
+                    ("yes", Arg::Str(&yes)),
+                    ("no", Arg::Str(&no)),
+                ],
+            );
+            ctx.db
+                .enqueue_sms(&format!("consent:{id}"), citizen, &sms, ctx.now)?;
+            ctx.catalog.text(
+                &lang,
+                "mediator-request-created",
+                &[
+                    ("reference", Arg::Str(&reference)),
+                    ("phone", Arg::Str(citizen)),
+                ],
+            )
+        }
+        _ => {
+            let sms = ctx.catalog.text(
+                &citizen_lang,
+                "sms-request-created",
+                &[
+                    ("reference", Arg::Str(&reference)),
+                    ("service", Arg::Str(&service_name)),
+                ],
+            );
+            ctx.db
+                .enqueue_sms(&format!("created:{id}"), &requester, &sms, ctx.now)?;
+            ctx.catalog.text(
+                &lang,
+                "request-created",
+                &[("reference", Arg::Str(&reference))],
+            )
+        }
+    };
+    tracing::info!(case = %id, channel = channel.as_str(), "request filed by USSD");
+    Ok(Reply::End(reply))
+}
+
+fn track(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
+    let lang = session.lang.clone();
+    let found = match reference::parse(input) {
+        Err(_) => return render(session, ctx, Some("reference-invalid")),
+        Ok(r) => ctx.store.find_by_reference(&r),
+    };
+    match found {
+        Ok(case) => Ok(Reply::End(status_message(
+            ctx,
+            &lang,
+            &case,
+            "track",
+            |id, args| ctx.catalog.text(&lang, id, args),
+        ))),
+        Err(CoreError::NotFound(_)) => Ok(Reply::End(ctx.catalog.text(
+            &lang,
+            "reference-unknown",
+            &[],
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The status of a case in the caller's language, rendered by `render`
+/// (plain for USSD, with the GSM-7 fallback where configured for SMS).
+/// Only the requester and the case's mediator see which service it is
+/// about; nobody sees more.
+pub fn status_message(
+    ctx: &Ctx,
+    lang: &str,
+    case: &guichet_core::Case,
+    prefix: &str,
+    render: impl Fn(&str, &[(&str, Arg)]) -> String,
+) -> String {
+    let own = case.requester_phone == ctx.phone
+        || case
+            .mediator
+            .as_deref()
+            .and_then(|m| ctx.config.mediator(m))
+            .is_some_and(|m| m.phone == ctx.phone);
+    let status = format!("status-{}", case.status.as_str());
+    let next = format!("next-{}", case.status.as_str());
+    let mut args = vec![
+        ("reference", Arg::Str(&case.reference)),
+        ("status", Arg::Msg(&status)),
+        ("next", Arg::Msg(&next)),
+    ];
+    let service;
+    let id = if own && prefix == "track" {
+        service = ctx.config.service_name(&case.service, lang).to_string();
+        args.push(("service", Arg::Str(&service)));
+        "track-status-own".to_string()
+    } else {
+        format!("{prefix}-status")
+    };
+    render(&id, &args)
+}
+
+pub fn status_text(catalog: &Catalog, lang: &str, status: Status) -> String {
+    catalog.text(lang, &format!("status-{}", status.as_str()), &[])
+}
+
+fn mine(session: &mut Session, ctx: &mut Ctx, input: &str, page: usize) -> Flow<Reply> {
+    let cases = own_cases(ctx, false)?;
+    let pages = list_pages(session, ctx)?;
+    match choose(input, cases.len(), page, pages) {
+        Choice::Item(i) => {
+            let lang = session.lang.clone();
+            Ok(Reply::End(status_message(
+                ctx,
+                &lang,
+                &cases[i],
+                "track",
+                |id, args| ctx.catalog.text(&lang, id, args),
+            )))
+        }
+        Choice::Page(p) => goto(session, ctx, Step::Mine { page: p }),
+        Choice::Back => goto(session, ctx, Step::Main),
+        Choice::Invalid => render(session, ctx, Some("invalid-choice")),
+    }
+}
+
+fn rate_choose(session: &mut Session, ctx: &mut Ctx, input: &str, page: usize) -> Flow<Reply> {
+    let cases = own_cases(ctx, true)?;
+    let pages = list_pages(session, ctx)?;
+    match choose(input, cases.len(), page, pages) {
+        Choice::Item(i) => {
+            let next = Step::RateAsk {
+                case: cases[i].id.to_string(),
+                reference: cases[i].reference.clone(),
+            };
+            goto(session, ctx, next)
+        }
+        Choice::Page(p) => goto(session, ctx, Step::RateChoose { page: p }),
+        Choice::Back => goto(session, ctx, Step::Main),
+        Choice::Invalid => render(session, ctx, Some("invalid-choice")),
+    }
+}
+
+fn rate_ask(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    input: &str,
+    case: &str,
+    _reference: &str,
+) -> Flow<Reply> {
+    let rating = match input.parse::<u8>() {
+        Ok(r @ 1..=5) => r,
+        _ => return render(session, ctx, Some("invalid-choice")),
+    };
+    let Ok(id) = case.parse::<CaseId>() else {
+        return Ok(Reply::End(ctx.catalog.text(
+            &session.lang,
+            "service-unavailable",
+            &[],
+        )));
+    };
+    match ctx.store.write(|w| w.rate(id, rating)) {
+        Ok(()) => Ok(Reply::End(ctx.catalog.text(
+            &session.lang,
+            "rate-thanks",
+            &[],
+        ))),
+        Err(CoreError::InvalidInput(_)) => Ok(Reply::End(ctx.catalog.text(
+            &session.lang,
+            "rate-none",
+            &[],
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn mediator_pin(session: &mut Session, ctx: &mut Ctx, input: &str, tries: u8) -> Flow<Reply> {
+    let Some(mediator) = ctx.config.mediator_by_phone(ctx.phone) else {
+        return goto(session, ctx, Step::Main);
+    };
+    if pin_matches(input, &mediator.pin_sha256) {
+        let id = mediator.id.clone();
+        return goto(session, ctx, Step::MediatorPhone { mediator: id });
+    }
+    if tries + 1 >= MAX_PIN_TRIES {
+        tracing::warn!("mediator PIN refused three times; session closed");
+        return Ok(Reply::End(ctx.catalog.text(
+            &session.lang,
+            "too-many-attempts",
+            &[],
+        )));
+    }
+    session.step = Step::MediatorPin { tries: tries + 1 };
+    render(session, ctx, Some("mediator-pin-wrong"))
+}
+
+fn mediator_phone(
+    session: &mut Session,
+    ctx: &mut Ctx,
+    input: &str,
+    mediator: String,
+) -> Flow<Reply> {
+    match normalize_phone(input, ctx.config.country_calling_code.as_deref()) {
+        Some(citizen) => {
+            let draft = Draft {
+                citizen: Some(citizen),
+                mediator: Some(mediator),
+                ..Draft::default()
+            };
+            goto(session, ctx, Step::Service { page: 0, draft })
+        }
+        None => render(session, ctx, Some("mediator-phone-invalid")),
+    }
+}
+
+/// The SHA-256 of a PIN, hex: what the configuration holds.
+pub fn hash_pin(pin: &str) -> String {
+    ring::digest::digest(&ring::digest::SHA256, pin.trim().as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn pin_matches(input: &str, expected_hex: &str) -> bool {
+    let given = hash_pin(input);
+    // Constant-time comparison: the PIN hash is a secret.
+    crate::providers::constant_time_eq(
+        given.as_bytes(),
+        expected_hex.trim().to_lowercase().as_bytes(),
+    )
+}
+
+/// A phone number typed on a keypad (no `+` there): `00221...` or
+/// `221...` with the country code, or a national number when the
+/// deployment set its country calling code.
+pub fn normalize_phone(typed: &str, country_code: Option<&str>) -> Option<String> {
+    let digits: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+    let e164 = if let Some(rest) = digits.strip_prefix('+') {
+        format!("+{rest}")
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        format!("+{rest}")
+    } else if let (Some(code), Some(national)) = (country_code, digits.strip_prefix('0')) {
+        format!("+{code}{national}")
+    } else if let Some(code) = country_code.filter(|c| !digits.starts_with(*c)) {
+        format!("+{code}{digits}")
+    } else {
+        format!("+{digits}")
+    };
+    guichet_core::model::check_phone(&e164).ok().map(|()| e164)
+}
+
+/// The caller's own cases, most recent first; only those to rate when
+/// `to_rate`.
+fn own_cases(ctx: &Ctx, to_rate: bool) -> Flow<Vec<guichet_core::Case>> {
+    let query = CaseQuery {
+        requester_phone: Some(ctx.phone.to_string()),
+        limit: 100,
+        ..CaseQuery::default()
+    };
+    let cases = ctx.store.list_cases(&query)?;
+    Ok(cases
+        .into_iter()
+        .filter(|c| !to_rate || (c.status.is_done() && c.rating.is_none()))
+        .collect())
+}
+
+fn language_names(ctx: &Ctx) -> Vec<String> {
+    ctx.catalog
+        .languages()
+        .into_iter()
+        .filter(|(code, _)| ctx.config.languages.contains(code))
+        .map(|(_, name)| name)
+        .collect()
+}
+
+impl Ctx<'_> {
+    fn catalog_languages(&self) -> Vec<String> {
+        self.catalog
+            .languages()
+            .into_iter()
+            .map(|(code, _)| code)
+            .filter(|code| self.config.languages.contains(code))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- lists
+
+enum Choice {
+    Item(usize),
+    Page(usize),
+    Back,
+    Invalid,
+}
+
+/// Reads a choice in a numbered list shown `page` of `pages`: items are
+/// numbered across pages, `98` turns the page, `0` goes back.
+fn choose(input: &str, count: usize, page: usize, pages: usize) -> Choice {
+    match input {
+        MORE if page + 1 < pages => Choice::Page(page + 1),
+        BACK if page > 0 => Choice::Page(page - 1),
+        BACK => Choice::Back,
+        _ => match input.parse::<usize>() {
+            Ok(n) if (1..=count).contains(&n) => Choice::Item(n - 1),
+            _ => Choice::Invalid,
+        },
+    }
+}
+
+fn limit(config: &Config) -> UssdLimit {
+    UssdLimit {
+        gsm7_chars: config.ussd.screen_gsm7,
+        ucs2_units: config.ussd.screen_ucs2,
+    }
+}
+
+/// Every page of a numbered list under a title, with the localized
+/// navigation lines; items are numbered 1..n across pages.
+fn menu_pages(
+    catalog: &Catalog,
+    config: &Config,
+    lang: &str,
+    title: &str,
+    items: &[String],
+) -> Vec<String> {
+    let nav = text::Nav {
+        more: format!("{MORE} {}", catalog.text(lang, "nav-more", &[])),
+        back: format!("{BACK} {}", catalog.text(lang, "nav-back", &[])),
+    };
+    let mut menu = text::Menu::new(title);
+    for (i, item) in items.iter().enumerate() {
+        menu = menu.item((i + 1).to_string(), item);
+    }
+    menu.render(&nav, &limit(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_typed_on_a_keypad_become_e164() {
+        assert_eq!(
+            normalize_phone("00221771234567", None).as_deref(),
+            Some("+221771234567")
+        );
+        assert_eq!(
+            normalize_phone("221771234567", Some("221")).as_deref(),
+            Some("+221771234567")
+        );
+        assert_eq!(
+            normalize_phone("0771234567", Some("221")).as_deref(),
+            Some("+221771234567")
+        );
+        assert_eq!(
+            normalize_phone("771234567", Some("221")).as_deref(),
+            Some("+221771234567")
+        );
+        assert_eq!(normalize_phone("12", Some("221")), None);
+        assert_eq!(normalize_phone("77a", None), None);
+    }
+
+    #[test]
+    fn choices_number_items_across_pages() {
+        assert!(matches!(choose("7", 10, 1, 2), Choice::Item(6)));
+        assert!(matches!(choose("98", 10, 0, 2), Choice::Page(1)));
+        assert!(matches!(choose("98", 10, 1, 2), Choice::Invalid));
+        assert!(matches!(choose("0", 10, 1, 2), Choice::Page(0)));
+        assert!(matches!(choose("0", 10, 0, 2), Choice::Back));
+        assert!(matches!(choose("11", 10, 0, 2), Choice::Invalid));
+        assert!(matches!(choose("x", 10, 0, 2), Choice::Invalid));
+    }
+
+    #[test]
+    fn pins_are_compared_by_hash() {
+        let h = hash_pin("4821");
+        assert!(pin_matches("4821", &h));
+        assert!(pin_matches(" 4821 ", &h.to_uppercase()));
+        assert!(!pin_matches("4822", &h));
+    }
+}

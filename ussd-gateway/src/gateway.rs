@@ -1,0 +1,271 @@
+//! The gateway: one case replica and its own state, shared by every
+//! provider's callbacks, the outbox and the sync loop.
+
+use crate::config::Config;
+use crate::flow::{self, Ctx, Reply, Session};
+use crate::i18n::Catalog;
+use crate::state::{GatewayDb, SessionRow};
+use guichet_core::Store;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct Gateway {
+    pub config: Config,
+    pub catalog: Catalog,
+    /// The gateway's replica of the cases. Locked only for local work:
+    /// the sync loop never holds it across the network.
+    pub store: Mutex<Store>,
+    pub db: Mutex<GatewayDb>,
+    pub(crate) keywords: crate::sms::Keywords,
+    limiter: RateLimiter,
+}
+
+/// One USSD hop, as every provider's adapter hands it over.
+pub struct Hop<'a> {
+    pub provider: &'static str,
+    pub session_id: &'a str,
+    pub phone: &'a str,
+    /// The caller's latest input; None on the first hop.
+    pub input: Option<&'a str>,
+    /// What the provider sent, kept to compute the next hop's input.
+    pub raw_text: &'a str,
+}
+
+/// How a session ended, as the provider reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Ended by our END screen.
+    Completed,
+    /// The caller hung up or the network dropped the session.
+    Abandoned,
+    /// The operator or network failed.
+    Failed,
+}
+
+impl SessionEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            SessionEnd::Completed => "completed",
+            SessionEnd::Abandoned => "abandoned",
+            SessionEnd::Failed => "failed",
+        }
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Gateway {
+    pub fn new(config: Config, catalog: Catalog, store: Store, db: GatewayDb) -> Gateway {
+        Gateway {
+            keywords: crate::sms::Keywords::new(&catalog, &config.languages),
+            limiter: RateLimiter::default(),
+            config,
+            catalog,
+            store: Mutex::new(store),
+            db: Mutex::new(db),
+        }
+    }
+
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        // Every write is a transaction: a panic elsewhere cannot have left
+        // the state half-written, so a poisoned lock is taken over.
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers one USSD hop. Never fails: trouble behind the screens gets
+    /// a polite END in the caller's language.
+    pub fn ussd(&self, hop: &Hop<'_>) -> Reply {
+        let now = now_ms();
+        let lang_of = |db: &GatewayDb| {
+            db.language(hop.phone)
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| self.config.default_language.clone())
+        };
+        if !self
+            .limiter
+            .allow(hop.phone, self.config.ussd.hops_per_minute, now)
+        {
+            let lang = lang_of(&Self::lock(&self.db));
+            return Reply::End(self.catalog.text(&lang, "too-many-attempts", &[]));
+        }
+        let mut store = Self::lock(&self.store);
+        let db = Self::lock(&self.db);
+        match self.ussd_locked(hop, &mut store, &db, now) {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!(provider = hop.provider, error = %e, "USSD hop failed");
+                Reply::End(self.catalog.text(&lang_of(&db), "service-unavailable", &[]))
+            }
+        }
+    }
+
+    fn ussd_locked(
+        &self,
+        hop: &Hop<'_>,
+        store: &mut Store,
+        db: &GatewayDb,
+        now: u64,
+    ) -> Result<Reply, flow::FlowError> {
+        let timeout = self.config.ussd.session_timeout_secs * 1000;
+        let existing = db
+            .session(hop.provider, hop.session_id)?
+            .filter(|row| {
+                !row.finished
+                    && row.phone == hop.phone
+                    && now.saturating_sub(row.updated_at) <= timeout
+            })
+            .and_then(|row| serde_json::from_str::<Session>(&row.state).ok());
+        let mut ctx = Ctx {
+            config: &self.config,
+            catalog: &self.catalog,
+            store,
+            db,
+            phone: hop.phone,
+            now,
+        };
+        let (session, reply) = match (existing, hop.input) {
+            (Some(mut session), Some(input)) => {
+                let reply = flow::advance(&mut session, input, &mut ctx)?;
+                (session, reply)
+            }
+            // The provider repeated a first hop: show the same screen again.
+            (Some(mut session), None) => {
+                let reply = flow::render(&mut session, &mut ctx, None)?;
+                (session, reply)
+            }
+            (None, _) => flow::start(&mut ctx)?,
+        };
+        let row = SessionRow {
+            phone: hop.phone.to_string(),
+            state: serde_json::to_string(&session).expect("sessions serialize"),
+            seen_text: hop.raw_text.to_string(),
+            updated_at: now,
+            finished: reply.is_end(),
+        };
+        db.save_session(hop.provider, hop.session_id, &row)?;
+        if reply.is_end() {
+            db.record_ussd_outcome(
+                hop.provider,
+                hop.session_id,
+                "completed",
+                session.step.flow(),
+                None,
+                now,
+            )?;
+        }
+        Ok(reply)
+    }
+
+    /// What was typed before, for providers that resend every input.
+    pub fn seen_text(&self, provider: &str, session_id: &str) -> Option<String> {
+        let db = Self::lock(&self.db);
+        db.session(provider, session_id)
+            .ok()
+            .flatten()
+            .map(|row| row.seen_text)
+    }
+
+    /// A provider says a session is over (Africa's Talking's end-of-session
+    /// notification, an XML release or timeout). Counts it for the
+    /// abandonment figures; the draft stays so the caller can resume.
+    pub fn ussd_ended(&self, provider: &str, session_id: &str, end: SessionEnd, hops: Option<u32>) {
+        let db = Self::lock(&self.db);
+        let result = (|| -> rusqlite::Result<()> {
+            let Some(mut row) = db.session(provider, session_id)? else {
+                return Ok(());
+            };
+            let flow = serde_json::from_str::<Session>(&row.state)
+                .map(|s| s.step.flow())
+                .unwrap_or("unknown");
+            if !row.finished {
+                row.finished = true;
+                db.save_session(provider, session_id, &row)?;
+                db.record_ussd_outcome(provider, session_id, end.as_str(), flow, hops, now_ms())?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "recording the end of a USSD session failed");
+        }
+    }
+
+    /// Sessions the network let lapse without a word count as abandoned.
+    pub fn expire_sessions(&self) {
+        let timeout = Duration::from_secs(self.config.ussd.session_timeout_secs);
+        let db = Self::lock(&self.db);
+        let now = now_ms();
+        match db.expire_sessions(now.saturating_sub(timeout.as_millis() as u64)) {
+            Ok(expired) => {
+                for (provider, id, state) in expired {
+                    let flow = serde_json::from_str::<Session>(&state)
+                        .map(|s| s.step.flow())
+                        .unwrap_or("unknown");
+                    let _ = db.record_ussd_outcome(&provider, &id, "abandoned", flow, None, now);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "expiring USSD sessions failed"),
+        }
+    }
+
+    /// Rate limit for incoming SMS.
+    pub fn allow_sms(&self, phone: &str) -> bool {
+        self.limiter.allow(
+            &format!("sms:{phone}"),
+            self.config.sms.per_minute,
+            now_ms(),
+        )
+    }
+}
+
+/// A token bucket per phone, in memory: a burst of `per_minute` hops, then
+/// one more every 60/per_minute seconds.
+#[derive(Default)]
+struct RateLimiter {
+    buckets: Mutex<HashMap<String, (f64, u64)>>,
+}
+
+impl RateLimiter {
+    fn allow(&self, key: &str, per_minute: u32, now: u64) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 100_000 {
+            // Forget idle phones rather than grow without bound.
+            buckets.retain(|_, (_, last)| now.saturating_sub(*last) < 60_000);
+        }
+        let capacity = per_minute.max(1) as f64;
+        let (tokens, last) = buckets.entry(key.to_string()).or_insert((capacity, now));
+        let refill = now.saturating_sub(*last) as f64 * capacity / 60_000.0;
+        *tokens = (*tokens + refill).min(capacity);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phone_is_limited_and_recovers() {
+        let limiter = RateLimiter::default();
+        for _ in 0..5 {
+            assert!(limiter.allow("+221", 5, 0));
+        }
+        assert!(!limiter.allow("+221", 5, 0));
+        assert!(limiter.allow("+222", 5, 0), "other phones are not affected");
+        assert!(
+            limiter.allow("+221", 5, 12_000),
+            "one token back after 12 s"
+        );
+    }
+}

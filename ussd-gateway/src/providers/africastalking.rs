@@ -1,0 +1,345 @@
+//! Africa's Talking: USSD callback, end-of-session notification, incoming
+//! SMS, delivery reports, and sending SMS through its messaging API.
+//!
+//! Callback URLs (form-encoded POSTs):
+//! - `/at/{secret}/ussd` — reply `CON ...` or `END ...` in text/plain;
+//!   `text` holds every input of the session joined by `*`;
+//! - `/at/{secret}/ussd/end` — end-of-session notification;
+//! - `/at/{secret}/sms` — incoming SMS (replies go out through the outbox);
+//! - `/at/{secret}/dlr` — delivery reports.
+
+use super::{authorized, e164, peer, AppState, Refusal, SendFuture, SendResult, SmsSender};
+use crate::config::AfricasTalkingConfig;
+use crate::flow::Reply;
+use crate::gateway::{now_ms, Gateway, Hop, SessionEnd};
+use crate::state::{DlrKey, OutboxSms, SmsStatus};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, Extensions, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::Deserialize;
+use std::time::Duration;
+
+pub const NAME: &str = "africastalking";
+
+/// Longest session id and `text` accepted; AT's are far shorter.
+const MAX_SESSION_ID: usize = 128;
+const MAX_TEXT: usize = 1_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/at/{secret}/ussd", post(ussd))
+        .route("/at/{secret}/ussd/end", post(session_end))
+        .route("/at/{secret}/sms", post(incoming_sms))
+        .route("/at/{secret}/dlr", post(delivery_report))
+}
+
+/// The form of an authorized callback, or the response to give instead.
+/// The secret is checked before anything is read, so a stranger learns
+/// nothing, not even that the route exists.
+fn form<T: serde::de::DeserializeOwned>(
+    gw: &Gateway,
+    secret: &str,
+    ext: &Extensions,
+    body: &[u8],
+) -> Result<T, Refusal> {
+    let allowed = gw
+        .config
+        .providers
+        .africastalking
+        .as_ref()
+        .is_some_and(|c| authorized(&c.auth, secret, peer(ext)));
+    if !allowed {
+        return Err(Refusal::NotFound);
+    }
+    serde_urlencoded::from_bytes(body)
+        .map_err(|e| Refusal::BadRequest(format!("malformed form: {e}")))
+}
+
+#[derive(Deserialize)]
+struct UssdForm {
+    #[serde(rename = "sessionId")]
+    session_id: String,
+    #[serde(rename = "phoneNumber")]
+    phone_number: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// The caller's latest input. AT sends every input so far joined by `*`;
+/// free text may contain `*` too, so the new input is what follows the
+/// text we saw on the previous hop.
+pub fn latest_input(text: &str, seen: Option<&str>) -> Option<String> {
+    let seen = seen?;
+    if text == seen {
+        return None;
+    }
+    if seen.is_empty() {
+        return Some(text.to_string());
+    }
+    match text
+        .strip_prefix(seen)
+        .and_then(|rest| rest.strip_prefix('*'))
+    {
+        Some(new) => Some(new.to_string()),
+        // Out of step with our record: take the last field.
+        None => Some(text.rsplit('*').next().unwrap_or_default().to_string()),
+    }
+}
+
+fn plain(reply: &Reply) -> Response {
+    let body = match reply {
+        Reply::Con(t) => format!("CON {t}"),
+        Reply::End(t) => format!("END {t}"),
+    };
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+async fn ussd(
+    State(gw): State<AppState>,
+    Path(secret): Path<String>,
+    ext: Extensions,
+    body: Bytes,
+) -> Response {
+    let form: UssdForm = match form(&gw, &secret, &ext, &body) {
+        Ok(f) => f,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(phone) = e164(&form.phone_number) else {
+        return (StatusCode::BAD_REQUEST, "phoneNumber is not a phone number").into_response();
+    };
+    if form.session_id.is_empty()
+        || form.session_id.len() > MAX_SESSION_ID
+        || form.text.len() > MAX_TEXT
+    {
+        return (StatusCode::BAD_REQUEST, "sessionId or text out of bounds").into_response();
+    }
+    let reply = tokio::task::spawn_blocking(move || {
+        let seen = gw.seen_text(NAME, &form.session_id);
+        let input = latest_input(&form.text, seen.as_deref());
+        gw.ussd(&Hop {
+            provider: NAME,
+            session_id: &form.session_id,
+            phone: &phone,
+            input: input.as_deref(),
+            raw_text: &form.text,
+        })
+    })
+    .await;
+    match reply {
+        Ok(reply) => plain(&reply),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct EndForm {
+    #[serde(rename = "sessionId")]
+    session_id: String,
+    #[serde(default)]
+    status: String,
+    #[serde(rename = "hopsCount", default)]
+    hops: Option<u32>,
+}
+
+async fn session_end(
+    State(gw): State<AppState>,
+    Path(secret): Path<String>,
+    ext: Extensions,
+    body: Bytes,
+) -> Response {
+    let form: EndForm = match form(&gw, &secret, &ext, &body) {
+        Ok(f) => f,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let end = match form.status.as_str() {
+        "Success" => SessionEnd::Completed,
+        "Incomplete" => SessionEnd::Abandoned,
+        _ => SessionEnd::Failed,
+    };
+    let _ =
+        tokio::task::spawn_blocking(move || gw.ussd_ended(NAME, &form.session_id, end, form.hops))
+            .await;
+    StatusCode::OK.into_response()
+}
+
+#[derive(Deserialize)]
+struct SmsForm {
+    from: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    id: String,
+}
+
+async fn incoming_sms(
+    State(gw): State<AppState>,
+    Path(secret): Path<String>,
+    ext: Extensions,
+    body: Bytes,
+) -> Response {
+    let form: SmsForm = match form(&gw, &secret, &ext, &body) {
+        Ok(f) => f,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(from) = e164(&form.from) else {
+        return (StatusCode::BAD_REQUEST, "from is not a phone number").into_response();
+    };
+    if form.text.len() > 2_000 || form.id.len() > 200 {
+        return (StatusCode::BAD_REQUEST, "text or id too long").into_response();
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Some(reply) = gw.sms(&from, &form.text) {
+            // Keyed by AT's message id: a retried callback is answered once.
+            let key = format!(
+                "reply:{NAME}:{}",
+                if form.id.is_empty() {
+                    now_ms().to_string()
+                } else {
+                    form.id
+                }
+            );
+            let db = gw.db.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = db.enqueue_sms(&key, &from, &reply, now_ms()) {
+                tracing::error!(error = %e, "queueing an SMS reply failed");
+            }
+        }
+    })
+    .await;
+    StatusCode::OK.into_response()
+}
+
+#[derive(Deserialize)]
+struct DlrForm {
+    id: String,
+    status: String,
+    #[serde(rename = "failureReason", default)]
+    failure_reason: Option<String>,
+}
+
+async fn delivery_report(
+    State(gw): State<AppState>,
+    Path(secret): Path<String>,
+    ext: Extensions,
+    body: Bytes,
+) -> Response {
+    let form: DlrForm = match form(&gw, &secret, &ext, &body) {
+        Ok(f) => f,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let status = match form.status.as_str() {
+        "Success" => SmsStatus::Delivered,
+        "Sent" | "Submitted" | "Buffered" => SmsStatus::Sent,
+        _ => SmsStatus::Failed,
+    };
+    let _ = tokio::task::spawn_blocking(move || {
+        let db = gw.db.lock().unwrap_or_else(|p| p.into_inner());
+        let key = DlrKey::Provider(NAME, &form.id);
+        match db.delivery_report(key, status, form.failure_reason.as_deref(), now_ms()) {
+            Ok(false) => tracing::info!("delivery report for an unknown message"),
+            Ok(true) => {}
+            Err(e) => tracing::error!(error = %e, "recording a delivery report failed"),
+        }
+    })
+    .await;
+    StatusCode::OK.into_response()
+}
+
+/// Sends through `POST {base}/version1/messaging`.
+pub struct Sender {
+    config: AfricasTalkingConfig,
+    http: reqwest::Client,
+}
+
+impl Sender {
+    pub fn new(config: AfricasTalkingConfig) -> Sender {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Sender { config, http }
+    }
+
+    async fn send_one(&self, sms: &OutboxSms) -> SendResult {
+        let url = format!(
+            "{}/version1/messaging",
+            self.config.base_url.trim_end_matches('/')
+        );
+        let mut form = vec![
+            ("username", self.config.username.as_str()),
+            ("to", sms.phone.as_str()),
+            ("message", sms.text.as_str()),
+            ("enqueue", "1"),
+        ];
+        if let Some(from) = &self.config.sender_id {
+            form.push(("from", from));
+        }
+        let response = self
+            .http
+            .post(url)
+            .header("apiKey", &self.config.api_key)
+            .header("Accept", "application/json")
+            .form(&form)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return SendResult::Retry(format!("network: {e}")),
+        };
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        if status.is_server_error() || status.as_u16() == 429 {
+            return SendResult::Retry(format!("HTTP {status}"));
+        }
+        if !status.is_success() {
+            return SendResult::Refused(format!(
+                "HTTP {status}: {}",
+                body.chars().take(200).collect::<String>()
+            ));
+        }
+        let json: serde_json::Value = match serde_json::from_str(&body) {
+            Ok(v) => v,
+            Err(_) => return SendResult::Retry("unreadable answer".into()),
+        };
+        let recipient = &json["SMSMessageData"]["Recipients"][0];
+        let code = recipient["statusCode"].as_i64().unwrap_or(0);
+        let id = recipient["messageId"].as_str().map(String::from);
+        match code {
+            100..=102 => SendResult::Accepted(id),
+            // Insufficient balance, gateway and internal errors may pass.
+            405 | 500..=599 => SendResult::Retry(format!("status {code}: {}", recipient["status"])),
+            _ => SendResult::Refused(format!("status {code}: {}", recipient["status"])),
+        }
+    }
+}
+
+impl SmsSender for Sender {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn send<'a>(&'a self, sms: &'a OutboxSms) -> SendFuture<'a> {
+        Box::pin(self.send_one(sms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::latest_input;
+
+    #[test]
+    fn the_latest_input_follows_what_was_seen_even_with_stars_in_free_text() {
+        assert_eq!(latest_input("", None), None);
+        assert_eq!(latest_input("1", Some("")), Some("1".into()));
+        assert_eq!(latest_input("1*2", Some("1")), Some("2".into()));
+        assert_eq!(
+            latest_input("1*2*Awa*Diop", Some("1*2")),
+            Some("Awa*Diop".into())
+        );
+        assert_eq!(latest_input("1*2", Some("1*2")), None, "a repeated hop");
+        assert_eq!(latest_input("4*5", Some("9")), Some("5".into()));
+        assert_eq!(latest_input("1", None), None, "no session: start over");
+    }
+}

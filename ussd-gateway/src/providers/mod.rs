@@ -1,0 +1,179 @@
+//! SMS and USSD providers. Each module owns one provider's wire format: it
+//! registers its callback routes and, if it can send SMS, an `SmsSender`.
+//! Adding a provider is one module here, its line in `routes` and
+//! `sms_sender`, and its section of the configuration.
+
+pub mod africastalking;
+pub mod kannel;
+pub mod xml_ussd;
+
+use crate::config::{CallbackAuth, Config};
+use crate::gateway::Gateway;
+use crate::state::OutboxSms;
+use axum::Router;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub type AppState = Arc<Gateway>;
+
+/// Every provider's callback routes, each under its own secret path.
+pub fn routes(config: &Config) -> Router<AppState> {
+    let mut router = Router::new();
+    if config.providers.africastalking.is_some() {
+        router = router.merge(africastalking::routes());
+    }
+    if config.providers.kannel.is_some() {
+        router = router.merge(kannel::routes());
+    }
+    if config.providers.xml.is_some() {
+        router = router.merge(xml_ussd::routes());
+    }
+    router
+}
+
+/// The provider that sends outgoing SMS, as configured.
+pub fn sms_sender(config: &Config) -> Option<Box<dyn SmsSender>> {
+    match config.sms.provider.as_deref()? {
+        "africastalking" => Some(Box::new(africastalking::Sender::new(
+            config.providers.africastalking.clone()?,
+        ))),
+        "kannel" => Some(Box::new(kannel::Sender::new(
+            config.providers.kannel.clone()?,
+        ))),
+        _ => None,
+    }
+}
+
+/// What happened to one send attempt.
+#[derive(Debug, PartialEq)]
+pub enum SendResult {
+    /// Accepted; the provider's id for delivery reports, if it gives one.
+    Accepted(Option<String>),
+    /// May pass (network, 5xx): try again later.
+    Retry(String),
+    /// Will not pass (refused number, bad credentials): give up.
+    Refused(String),
+}
+
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = SendResult> + Send + 'a>>;
+
+pub trait SmsSender: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn send<'a>(&'a self, sms: &'a OutboxSms) -> SendFuture<'a>;
+}
+
+/// A callback is the provider's only if it names the secret path segment
+/// and, when an allowlist is set, comes from an allowed address. Anyone
+/// else gets a plain 404 and learns nothing.
+pub fn authorized(auth: &CallbackAuth, secret: &str, peer: Option<SocketAddr>) -> bool {
+    let secret_ok = constant_time_eq(auth.secret.as_bytes(), secret.as_bytes());
+    let ip_ok =
+        auth.allowed_ips.is_empty() || peer.is_some_and(|p| auth.allowed_ips.contains(&p.ip()));
+    secret_ok && ip_ok && !auth.secret.is_empty()
+}
+
+/// Why a callback is refused before it is handled.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Wrong secret or address: the caller learns nothing.
+    NotFound,
+    BadRequest(String),
+}
+
+impl axum::response::IntoResponse for Refusal {
+    fn into_response(self) -> axum::response::Response {
+        use axum::http::StatusCode;
+        match self {
+            Refusal::NotFound => StatusCode::NOT_FOUND.into_response(),
+            Refusal::BadRequest(why) => (StatusCode::BAD_REQUEST, why).into_response(),
+        }
+    }
+}
+
+/// Compares secrets without stopping at the first difference, so timing
+/// does not tell how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The caller's address, when the server records it.
+pub fn peer(ext: &axum::http::Extensions) -> Option<SocketAddr> {
+    ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// Percent-decodes a query component into raw bytes (Kannel's `%b` may be
+/// UTF-16; decoding to a string first would corrupt it). `+` is a space.
+pub fn percent_decode(component: &str) -> Vec<u8> {
+    let bytes = component.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 2;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The raw (percent-decoded, not text-decoded) value of each query parameter.
+pub fn raw_query(query: &str) -> Vec<(String, Vec<u8>)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (
+                String::from_utf8_lossy(&percent_decode(k)).into_owned(),
+                percent_decode(v),
+            )
+        })
+        .collect()
+}
+
+/// `+221...` from what providers send (`%2B221...`, `221...`).
+pub fn e164(number: &str) -> Option<String> {
+    let trimmed = number.trim();
+    let digits = trimmed.strip_prefix('+').unwrap_or(trimmed);
+    let phone = format!("+{digits}");
+    guichet_core::model::check_phone(&phone)
+        .ok()
+        .map(|()| phone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_decode_to_bytes() {
+        let q = raw_query("from=%2B221771234567&text=%00S%00a&empty=&x=a+b");
+        assert_eq!(q[0], ("from".into(), b"+221771234567".to_vec()));
+        assert_eq!(q[1].1, vec![0, b'S', 0, b'a']);
+        assert_eq!(q[2].1, Vec::<u8>::new());
+        assert_eq!(q[3].1, b"a b".to_vec());
+        assert_eq!(percent_decode("100%"), b"100%".to_vec());
+        assert_eq!(percent_decode("%4"), b"%4".to_vec());
+    }
+
+    #[test]
+    fn numbers_become_e164() {
+        assert_eq!(e164("221771234567").as_deref(), Some("+221771234567"));
+        assert_eq!(e164("+254712345678").as_deref(), Some("+254712345678"));
+        assert_eq!(e164("hello"), None);
+    }
+}

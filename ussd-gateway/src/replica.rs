@@ -1,0 +1,98 @@
+//! The gateway as a replica: its device key, its enrolment, and the loop
+//! that syncs with the sync server as an intake device. Citizens are served
+//! from the local replica whether or not the server answers.
+
+use crate::gateway::Gateway;
+use guichet_core::sync::client::{ClientOptions, SyncClient};
+use guichet_core::sync::signing::DeviceKey;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const KEY_FILE: &str = "device.key";
+pub const ENROLMENT_FILE: &str = "enrolment.json";
+
+/// What `guichet-sync-server enrol` printed for this gateway.
+#[derive(Debug, Deserialize)]
+pub struct Enrolment {
+    pub replica: u32,
+}
+
+/// The gateway's private key, created on first use (readable by its owner only).
+pub fn load_or_create_key(data_dir: &Path) -> Result<DeviceKey, String> {
+    let path = data_dir.join(KEY_FILE);
+    if path.exists() {
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        return DeviceKey::from_pkcs8(&bytes).map_err(|e| format!("{}: {e}", path.display()));
+    }
+    let key = DeviceKey::generate().map_err(|e| e.to_string())?;
+    write_private(&path, key.pkcs8())?;
+    Ok(key)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn enrolment(data_dir: &Path) -> Result<Option<Enrolment>, String> {
+    let path: PathBuf = data_dir.join(ENROLMENT_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        format!(
+            "{}: {e} (expected what `guichet-sync-server enrol` printed)",
+            path.display()
+        )
+    })
+}
+
+/// Syncs every `interval`, then tells requesters what moved.
+pub async fn sync_loop(gw: Arc<Gateway>, server_url: String, key: DeviceKey, interval: Duration) {
+    let client = match SyncClient::new(&server_url, key, ClientOptions::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the sync client cannot start; serving offline");
+            return;
+        }
+    };
+    loop {
+        match client.sync_shared(&gw.store, |_| {}).await {
+            Ok(p) => tracing::info!(sent = p.ops_sent, received = p.ops_received, "synced"),
+            Err(e) => {
+                tracing::warn!(error = %e, "sync failed; still serving from the local replica")
+            }
+        }
+        let gw2 = gw.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            gw2.notify_status_changes();
+            gw2.expire_sessions();
+        })
+        .await;
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Without a sync server: local changes are still notified and sessions expired.
+pub async fn housekeeping_loop(gw: Arc<Gateway>, interval: Duration) {
+    loop {
+        let gw2 = gw.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            gw2.notify_status_changes();
+            gw2.expire_sessions();
+        })
+        .await;
+        tokio::time::sleep(interval).await;
+    }
+}

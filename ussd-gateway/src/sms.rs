@@ -1,0 +1,359 @@
+//! SMS: commands citizens send in any language, and the notifications the
+//! gateway sends when a case moves.
+//!
+//! Commands are matched forgivingly: case, accents and extra spaces do not
+//! matter, English keywords work in every language, and a bare reference
+//! means "track".
+
+use crate::flow::{self, Ctx};
+use crate::gateway::{now_ms, Gateway};
+use crate::i18n::{Arg, Catalog};
+use crate::state::GatewayDb;
+use guichet_core::{reference, EventKind, Status, Store};
+use unicode_normalization::UnicodeNormalization;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Track,
+    Rate,
+    Stop,
+    Help,
+    Yes,
+    No,
+}
+
+const COMMANDS: [(Command, &str); 6] = [
+    (Command::Track, "keyword-track"),
+    (Command::Rate, "keyword-rate"),
+    (Command::Stop, "keyword-stop"),
+    (Command::Help, "keyword-help"),
+    (Command::Yes, "keyword-yes"),
+    (Command::No, "keyword-no"),
+];
+
+/// Every language's keywords, folded for matching.
+pub struct Keywords(Vec<(String, Command, String)>);
+
+impl Keywords {
+    pub fn new(catalog: &Catalog, languages: &[String]) -> Keywords {
+        let mut all = Vec::new();
+        // English last, so a word shared with another language keeps it.
+        let mut langs: Vec<&str> = languages
+            .iter()
+            .map(String::as_str)
+            .filter(|l| *l != "en")
+            .collect();
+        langs.push("en");
+        for lang in langs {
+            for (command, id) in COMMANDS {
+                let word = fold(&catalog.text(lang, id, &[]));
+                if !word.is_empty() && !all.iter().any(|(w, _, _)| *w == word) {
+                    all.push((word, command, lang.to_string()));
+                }
+            }
+        }
+        Keywords(all)
+    }
+
+    fn find(&self, word: &str) -> Option<(Command, &str)> {
+        self.0
+            .iter()
+            .find(|(w, _, _)| w == word)
+            .map(|(_, c, lang)| (*c, lang.as_str()))
+    }
+}
+
+/// Upper case, without accents or punctuation: what a keyword is matched as.
+fn fold(text: &str) -> String {
+    text.nfd()
+        .filter(|c| !unicode_normalization::char::is_combining_mark(*c))
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+impl Gateway {
+    /// Answers an SMS; None when nothing should be sent back.
+    pub fn sms(&self, from: &str, text: &str) -> Option<String> {
+        if guichet_core::model::check_phone(from).is_err() {
+            tracing::info!("SMS from a sender that is not a phone number ignored");
+            return None;
+        }
+        if !self.allow_sms(from) {
+            return None;
+        }
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        match self.sms_locked(from, text, &mut store, &db) {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::error!(error = %e, "SMS handling failed");
+                None
+            }
+        }
+    }
+
+    fn sms_locked(
+        &self,
+        from: &str,
+        text: &str,
+        store: &mut Store,
+        db: &GatewayDb,
+    ) -> Result<Option<String>, flow::FlowError> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let first = words.first().map(|w| fold(w)).unwrap_or_default();
+        let saved = db.language(from)?;
+        let (command, args) = match self.keywords.find(&first) {
+            Some((command, _)) => (Some(command), &words[1..]),
+            None if reference::parse(&words.concat()).is_ok() => (Some(Command::Track), &words[..]),
+            None => (None, &words[..]),
+        };
+        let keyword_lang = self.keywords.find(&first).map(|(_, l)| l.to_string());
+        let lang = saved
+            .or(keyword_lang)
+            .unwrap_or_else(|| self.config.default_language.clone());
+        let ctx = Ctx {
+            config: &self.config,
+            catalog: &self.catalog,
+            store,
+            db,
+            phone: from,
+            now: now_ms(),
+        };
+        let reference_arg = args.first().copied().unwrap_or_default();
+        let reply = match command {
+            Some(Command::Track) => self.sms_track(&ctx, &lang, &args.concat())?,
+            Some(Command::Rate) => {
+                self.sms_rate(ctx, &lang, reference_arg, args.get(1).copied())?
+            }
+            Some(Command::Stop) => {
+                db.set_stopped(from, true)?;
+                let keyword = self.catalog.text(&lang, "keyword-yes", &[]);
+                self.sms_text(&lang, "sms-stopped", &[("keyword", Arg::Str(&keyword))])
+            }
+            Some(Command::Yes) if args.is_empty() => {
+                db.set_stopped(from, false)?;
+                self.help(&lang)
+            }
+            Some(Command::Yes) | Some(Command::No) => {
+                let yes = command == Some(Command::Yes);
+                self.sms_consent(ctx, &lang, reference_arg, yes)?
+            }
+            Some(Command::Help) | None => self.help(&lang),
+        };
+        Ok(Some(reply))
+    }
+
+    fn help(&self, lang: &str) -> String {
+        let k = |id: &str| self.catalog.text(lang, id, &[]);
+        let (track, rate, stop) = (k("keyword-track"), k("keyword-rate"), k("keyword-stop"));
+        self.sms_text(
+            lang,
+            "sms-help",
+            &[
+                ("track", Arg::Str(&track)),
+                ("rate", Arg::Str(&rate)),
+                ("stop", Arg::Str(&stop)),
+            ],
+        )
+    }
+
+    fn sms_track(&self, ctx: &Ctx, lang: &str, typed: &str) -> Result<String, flow::FlowError> {
+        let Ok(reference) = reference::parse(typed) else {
+            return Ok(self.sms_text(
+                lang,
+                "sms-invalid-reference",
+                &[("reference", Arg::Str(typed))],
+            ));
+        };
+        match ctx.store.find_by_reference(&reference) {
+            Ok(case) => Ok(flow::status_message(ctx, lang, &case, "sms", |id, args| {
+                self.sms_text(lang, id, args)
+            })),
+            Err(guichet_core::Error::NotFound(_)) => Ok(self.sms_text(
+                lang,
+                "sms-unknown-reference",
+                &[("reference", Arg::Str(&reference))],
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Only the requester rates, once the case is resolved.
+    fn sms_rate(
+        &self,
+        ctx: Ctx,
+        lang: &str,
+        typed: &str,
+        digit: Option<&str>,
+    ) -> Result<String, flow::FlowError> {
+        let rating = digit
+            .and_then(|d| d.parse::<u8>().ok())
+            .filter(|r| (1..=5).contains(r));
+        let (Ok(reference), Some(rating)) = (reference::parse(typed), rating) else {
+            return Ok(self.help(lang));
+        };
+        let case = match ctx.store.find_by_reference(&reference) {
+            Ok(case) if case.requester_phone == ctx.phone => case,
+            Ok(_) | Err(guichet_core::Error::NotFound(_)) => {
+                return Ok(self.sms_text(
+                    lang,
+                    "sms-unknown-reference",
+                    &[("reference", Arg::Str(&reference))],
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        match ctx.store.write(|w| w.rate(case.id, rating)) {
+            Ok(()) => Ok(self.sms_text(lang, "sms-rated", &[("reference", Arg::Str(&reference))])),
+            Err(guichet_core::Error::InvalidInput(_)) => Ok(flow::status_message(
+                &ctx,
+                lang,
+                &case,
+                "sms",
+                |id, args| self.sms_text(lang, id, args),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A citizen confirms or refuses a request a mediator filed for them.
+    fn sms_consent(
+        &self,
+        ctx: Ctx,
+        lang: &str,
+        typed: &str,
+        yes: bool,
+    ) -> Result<String, flow::FlowError> {
+        let Ok(reference) = reference::parse(typed) else {
+            return Ok(self.help(lang));
+        };
+        let case = match ctx.store.find_by_reference(&reference) {
+            Ok(case) if case.requester_phone == ctx.phone && case.mediator.is_some() => case,
+            Ok(_) | Err(guichet_core::Error::NotFound(_)) => {
+                return Ok(self.sms_text(
+                    lang,
+                    "sms-unknown-reference",
+                    &[("reference", Arg::Str(&reference))],
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let reply = if yes {
+            ctx.store.write(|w| {
+                w.add_event(
+                    case.id,
+                    EventKind::Contact,
+                    "consent: the citizen confirmed by SMS",
+                )
+            })?;
+            "sms-consent-confirmed"
+        } else {
+            ctx.store.write(|w| {
+                w.add_event(
+                    case.id,
+                    EventKind::Contact,
+                    "consent: the citizen refused by SMS",
+                )?;
+                if case.status.can_become(Status::Cancelled) {
+                    w.change_status(case.id, Status::Cancelled)?;
+                }
+                Ok(())
+            })?;
+            "sms-consent-refused"
+        };
+        Ok(self.sms_text(lang, reply, &[("reference", Arg::Str(&reference))]))
+    }
+
+    /// An SMS text, transliterated to GSM-7 where the deployment chose it
+    /// for that language (the pattern only: never names or references).
+    pub fn sms_text(&self, lang: &str, id: &str, args: &[(&str, Arg)]) -> String {
+        if self.config.sms.gsm7_fallback.iter().any(|l| l == lang) {
+            self.catalog.text_gsm7_fallback(lang, id, args)
+        } else {
+            self.catalog.text(lang, id, args)
+        }
+    }
+
+    /// Texts requesters whose case changed status since they were last told
+    /// (changes made on tablets arrive through sync). One SMS per change:
+    /// the outbox refuses a second message for the same event.
+    pub fn notify_status_changes(&self) {
+        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = self.notify_locked(&store, &db) {
+            tracing::error!(error = %e, "status notifications failed");
+        }
+    }
+
+    fn notify_locked(&self, store: &Store, db: &GatewayDb) -> Result<(), flow::FlowError> {
+        let since = db.meta("notify_position")?.unwrap_or(0);
+        let (touched, newest) = store.cases_touched_since(since)?;
+        for id in touched {
+            let case = match store.case(id) {
+                Ok(case) => case,
+                // Purged or never materialised: nothing to tell.
+                Err(guichet_core::Error::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            {
+                let id = case.id.as_i64();
+                let status = case.status.code() as i64;
+                let told = db.notified_status(id)?;
+                if told == Some(status) {
+                    continue;
+                }
+                db.set_notified(id, status)?;
+                // A new case's "received" is not news: its filing was texted.
+                if told.is_none() && case.status == Status::Received {
+                    continue;
+                }
+                if db.stopped(&case.requester_phone)? {
+                    continue;
+                }
+                let lang = db
+                    .language(&case.requester_phone)?
+                    .unwrap_or_else(|| case.requester_language.clone());
+                let status_name = format!("status-{}", case.status.as_str());
+                let next = format!("next-{}", case.status.as_str());
+                let text = if case.status == Status::Resolved {
+                    let keyword = self.catalog.text(&lang, "keyword-rate", &[]);
+                    self.sms_text(
+                        &lang,
+                        "sms-rate-invite",
+                        &[
+                            ("reference", Arg::Str(&case.reference)),
+                            ("keyword", Arg::Str(&keyword)),
+                        ],
+                    )
+                } else {
+                    self.sms_text(
+                        &lang,
+                        "sms-status-changed",
+                        &[
+                            ("reference", Arg::Str(&case.reference)),
+                            ("status", Arg::Msg(&status_name)),
+                            ("next", Arg::Msg(&next)),
+                        ],
+                    )
+                };
+                let key = format!("status:{}:{}:{}", case.id, status, case.updated_at.0);
+                db.enqueue_sms(&key, &case.requester_phone, &text, now_ms())?;
+            }
+        }
+        db.set_meta("notify_position", newest)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold;
+
+    #[test]
+    fn keywords_fold_case_accents_and_punctuation() {
+        assert_eq!(fold("Suivi"), "SUIVI");
+        assert_eq!(fold("  sùivi. "), "SUIVI");
+        assert_eq!(fold("Ndèye"), "NDEYE");
+    }
+}

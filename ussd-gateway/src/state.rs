@@ -1,0 +1,509 @@
+//! The gateway's own durable state, in `gateway.db` beside its case
+//! replica: each phone's language and opt-out, USSD sessions and the drafts
+//! that let a dropped session resume, the SMS outbox, which status of each
+//! case its requester was told, and how USSD sessions ended.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS phones(phone TEXT PRIMARY KEY, language TEXT, stopped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sessions(provider TEXT NOT NULL, session_id TEXT NOT NULL, phone TEXT NOT NULL,
+  state TEXT NOT NULL, seen_text TEXT NOT NULL DEFAULT '', updated_at INTEGER NOT NULL,
+  finished INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(provider, session_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_open ON sessions(finished, updated_at);
+CREATE TABLE IF NOT EXISTS drafts(phone TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY, event_key TEXT NOT NULL UNIQUE, phone TEXT NOT NULL,
+  text TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  provider TEXT, provider_id TEXT, last_error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox(provider, provider_id);
+CREATE TABLE IF NOT EXISTS notified(case_id INTEGER PRIMARY KEY, status INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ussd_outcomes(id INTEGER PRIMARY KEY, provider TEXT NOT NULL, session_id TEXT NOT NULL,
+  outcome TEXT NOT NULL, flow TEXT NOT NULL, hops INTEGER, at INTEGER NOT NULL);
+";
+
+/// An SMS's life in the outbox.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmsStatus {
+    /// Waiting for its (next) attempt.
+    Queued,
+    /// Handed to the provider's HTTP API; the answer has not been recorded.
+    Sending,
+    /// The provider accepted it.
+    Sent,
+    Delivered,
+    /// The provider or the network gave up on it.
+    Failed,
+    /// The gateway stopped while sending: it may or may not have left.
+    /// Not sent again (one SMS per event), unless a delivery report tells.
+    Unknown,
+}
+
+impl SmsStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmsStatus::Queued => "queued",
+            SmsStatus::Sending => "sending",
+            SmsStatus::Sent => "sent",
+            SmsStatus::Delivered => "delivered",
+            SmsStatus::Failed => "failed",
+            SmsStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SmsStatus> {
+        [
+            SmsStatus::Queued,
+            SmsStatus::Sending,
+            SmsStatus::Sent,
+            SmsStatus::Delivered,
+            SmsStatus::Failed,
+            SmsStatus::Unknown,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxSms {
+    pub id: i64,
+    pub event_key: String,
+    pub phone: String,
+    pub text: String,
+    pub status: SmsStatus,
+    pub attempts: u32,
+    pub provider_id: Option<String>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRow {
+    pub phone: String,
+    pub state: String,
+    pub seen_text: String,
+    pub updated_at: u64,
+    pub finished: bool,
+}
+
+pub struct GatewayDb {
+    conn: Connection,
+}
+
+type Res<T> = rusqlite::Result<T>;
+
+impl GatewayDb {
+    pub fn open(path: &Path) -> Res<GatewayDb> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        // Sends interrupted by a stop: they may have left; never twice.
+        conn.execute(
+            "UPDATE outbox SET status = 'unknown', last_error = 'interrupted while sending'
+             WHERE status = 'sending'",
+            [],
+        )?;
+        Ok(GatewayDb { conn })
+    }
+
+    pub fn language(&self, phone: &str) -> Res<Option<String>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT language FROM phones WHERE phone = ?1")?
+            .query_row([phone], |r| r.get::<_, Option<String>>(0))
+            .optional()?
+            .flatten())
+    }
+
+    pub fn set_language(&self, phone: &str, language: &str) -> Res<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO phones(phone, language) VALUES (?1, ?2)
+                 ON CONFLICT(phone) DO UPDATE SET language = excluded.language",
+            )?
+            .execute([phone, language])?;
+        Ok(())
+    }
+
+    pub fn stopped(&self, phone: &str) -> Res<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT stopped FROM phones WHERE phone = ?1")?
+            .query_row([phone], |r| r.get(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
+    pub fn set_stopped(&self, phone: &str, stopped: bool) -> Res<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO phones(phone, stopped) VALUES (?1, ?2)
+                 ON CONFLICT(phone) DO UPDATE SET stopped = excluded.stopped",
+            )?
+            .execute(params![phone, stopped])?;
+        Ok(())
+    }
+
+    pub fn session(&self, provider: &str, id: &str) -> Res<Option<SessionRow>> {
+        self.conn
+            .prepare_cached(
+                "SELECT phone, state, seen_text, updated_at, finished FROM sessions
+                 WHERE provider = ?1 AND session_id = ?2",
+            )?
+            .query_row([provider, id], |r| {
+                Ok(SessionRow {
+                    phone: r.get(0)?,
+                    state: r.get(1)?,
+                    seen_text: r.get(2)?,
+                    updated_at: r.get::<_, i64>(3)? as u64,
+                    finished: r.get(4)?,
+                })
+            })
+            .optional()
+    }
+
+    pub fn save_session(&self, provider: &str, id: &str, row: &SessionRow) -> Res<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO sessions(provider, session_id, phone, state, seen_text, updated_at, finished)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                provider,
+                id,
+                row.phone,
+                row.state,
+                row.seen_text,
+                row.updated_at as i64,
+                row.finished
+            ])?;
+        Ok(())
+    }
+
+    /// Marks unfinished sessions idle since before `before` as over, and
+    /// returns them (provider, id, state) for the abandonment figures.
+    pub fn expire_sessions(&self, before: u64) -> Res<Vec<(String, String, String)>> {
+        let expired: Vec<(String, String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT provider, session_id, state FROM sessions WHERE finished = 0 AND updated_at < ?1",
+            )?
+            .query_map([before as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Res<_>>()?;
+        self.conn
+            .prepare_cached(
+                "UPDATE sessions SET finished = 1 WHERE finished = 0 AND updated_at < ?1",
+            )?
+            .execute([before as i64])?;
+        self.conn
+            .prepare_cached("DELETE FROM sessions WHERE finished = 1 AND updated_at < ?1")?
+            .execute([before.saturating_sub(86_400_000) as i64])?;
+        Ok(expired)
+    }
+
+    pub fn record_ussd_outcome(
+        &self,
+        provider: &str,
+        session_id: &str,
+        outcome: &str,
+        flow: &str,
+        hops: Option<u32>,
+        at: u64,
+    ) -> Res<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO ussd_outcomes(provider, session_id, outcome, flow, hops, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                provider, session_id, outcome, flow, hops, at as i64
+            ])?;
+        Ok(())
+    }
+
+    /// (outcome, count) over every recorded USSD session.
+    pub fn ussd_outcomes(&self) -> Res<Vec<(String, u64)>> {
+        self.conn
+            .prepare_cached(
+                "SELECT outcome, count(*) FROM ussd_outcomes GROUP BY outcome ORDER BY outcome",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect()
+    }
+
+    /// An unfinished request saved less than `window` ago.
+    pub fn draft(&self, phone: &str, now: u64, window: u64) -> Res<Option<String>> {
+        self.conn
+            .prepare_cached("SELECT state FROM drafts WHERE phone = ?1 AND saved_at >= ?2")?
+            .query_row(params![phone, now.saturating_sub(window) as i64], |r| {
+                r.get(0)
+            })
+            .optional()
+    }
+
+    pub fn save_draft(&self, phone: &str, state: &str, now: u64) -> Res<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO drafts(phone, state, saved_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![phone, state, now as i64])?;
+        Ok(())
+    }
+
+    pub fn clear_draft(&self, phone: &str) -> Res<()> {
+        self.conn
+            .prepare_cached("DELETE FROM drafts WHERE phone = ?1")?
+            .execute([phone])?;
+        Ok(())
+    }
+
+    /// Queues an SMS for an event; false if that event already has one.
+    pub fn enqueue_sms(&self, event_key: &str, phone: &str, text: &str, now: u64) -> Res<bool> {
+        let inserted = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO outbox(event_key, phone, text, status, next_attempt_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?4)",
+            )?
+            .execute(params![event_key, phone, text, now as i64])?;
+        Ok(inserted == 1)
+    }
+
+    /// Takes the SMS due now, marking them as being sent (durably, before
+    /// any leaves).
+    pub fn take_due_sms(&self, now: u64, limit: usize) -> Res<Vec<OutboxSms>> {
+        let due: Vec<OutboxSms> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, event_key, phone, text, status, attempts, provider_id, last_error FROM outbox
+                 WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![now as i64, limit as i64], outbox_row)?
+            .collect::<Res<_>>()?;
+        for sms in &due {
+            self.set_sms(sms.id, SmsStatus::Sending, None, None, now)?;
+        }
+        Ok(due)
+    }
+
+    pub fn sms(&self, id: i64) -> Res<Option<OutboxSms>> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, event_key, phone, text, status, attempts, provider_id, last_error FROM outbox WHERE id = ?1",
+            )?
+            .query_row([id], outbox_row)
+            .optional()
+    }
+
+    pub fn outbox(&self) -> Res<Vec<OutboxSms>> {
+        self.conn
+            .prepare_cached(
+                "SELECT id, event_key, phone, text, status, attempts, provider_id, last_error FROM outbox ORDER BY id",
+            )?
+            .query_map([], outbox_row)?
+            .collect()
+    }
+
+    /// (status, count) of the outbox, for metrics.
+    pub fn outbox_counts(&self) -> Res<Vec<(String, u64)>> {
+        self.conn
+            .prepare_cached("SELECT status, count(*) FROM outbox GROUP BY status ORDER BY status")?
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect()
+    }
+
+    pub fn sms_sent(
+        &self,
+        id: i64,
+        provider: &str,
+        provider_id: Option<&str>,
+        now: u64,
+    ) -> Res<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET status = 'sent', provider = ?2, provider_id = ?3, attempts = attempts + 1,
+                 last_error = NULL, updated_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, provider, provider_id, now as i64])?;
+        Ok(())
+    }
+
+    /// A failed attempt: try again at `retry_at`, or give up.
+    pub fn sms_attempt_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<u64>,
+        now: u64,
+    ) -> Res<()> {
+        let (status, next) = match retry_at {
+            Some(at) => ("queued", at),
+            None => ("failed", now),
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET status = ?2, attempts = attempts + 1, last_error = ?3,
+                 next_attempt_at = ?4, updated_at = ?5 WHERE id = ?1",
+            )?
+            .execute(params![id, status, error, next as i64, now as i64])?;
+        Ok(())
+    }
+
+    fn set_sms(
+        &self,
+        id: i64,
+        status: SmsStatus,
+        provider_id: Option<&str>,
+        error: Option<&str>,
+        now: u64,
+    ) -> Res<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET status = ?2, provider_id = COALESCE(?3, provider_id),
+                 last_error = COALESCE(?4, last_error), updated_at = ?5 WHERE id = ?1",
+            )?
+            .execute(params![id, status.as_str(), provider_id, error, now as i64])?;
+        Ok(())
+    }
+
+    /// A delivery report, by our own id (Kannel) or the provider's (Africa's
+    /// Talking). Returns whether a message matched.
+    pub fn delivery_report(
+        &self,
+        matching: DlrKey<'_>,
+        status: SmsStatus,
+        error: Option<&str>,
+        now: u64,
+    ) -> Res<bool> {
+        let id: Option<i64> = match matching {
+            DlrKey::Ours(id) => Some(id),
+            DlrKey::Provider(provider, pid) => self
+                .conn
+                .prepare_cached("SELECT id FROM outbox WHERE provider = ?1 AND provider_id = ?2")?
+                .query_row([provider, pid], |r| r.get(0))
+                .optional()?,
+        };
+        let Some(id) = id else { return Ok(false) };
+        self.set_sms(id, status, None, error, now)?;
+        Ok(true)
+    }
+
+    pub fn meta(&self, key: &str) -> Res<Option<u64>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row([key], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map(|v| v as u64))
+    }
+
+    pub fn set_meta(&self, key: &str, value: u64) -> Res<()> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)")?
+            .execute(params![key, value as i64])?;
+        Ok(())
+    }
+
+    pub fn notified_status(&self, case_id: i64) -> Res<Option<i64>> {
+        self.conn
+            .prepare_cached("SELECT status FROM notified WHERE case_id = ?1")?
+            .query_row([case_id], |r| r.get(0))
+            .optional()
+    }
+
+    pub fn set_notified(&self, case_id: i64, status: i64) -> Res<()> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO notified(case_id, status) VALUES (?1, ?2)")?
+            .execute([case_id, status])?;
+        Ok(())
+    }
+}
+
+/// How a delivery report names its message.
+pub enum DlrKey<'a> {
+    Ours(i64),
+    Provider(&'a str, &'a str),
+}
+
+fn outbox_row(r: &rusqlite::Row<'_>) -> Res<OutboxSms> {
+    let status: String = r.get(4)?;
+    Ok(OutboxSms {
+        id: r.get(0)?,
+        event_key: r.get(1)?,
+        phone: r.get(2)?,
+        text: r.get(3)?,
+        status: SmsStatus::parse(&status).unwrap_or(SmsStatus::Unknown),
+        attempts: r.get::<_, i64>(5)? as u32,
+        provider_id: r.get(6)?,
+        last_error: r.get(7)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sms_per_event_and_an_interrupted_send_is_never_repeated() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join("gateway.db");
+        let db = GatewayDb::open(&path).unwrap();
+        assert!(db
+            .enqueue_sms("created:1", "+221770000001", "hello", 10)
+            .unwrap());
+        assert!(!db
+            .enqueue_sms("created:1", "+221770000001", "hello", 11)
+            .unwrap());
+        let due = db.take_due_sms(10, 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert!(db.take_due_sms(10, 10).unwrap().is_empty(), "taken once");
+        drop(db);
+        // The gateway stopped before recording the provider's answer.
+        let db = GatewayDb::open(&path).unwrap();
+        assert_eq!(
+            db.sms(due[0].id).unwrap().unwrap().status,
+            SmsStatus::Unknown
+        );
+        assert!(db.take_due_sms(1_000, 10).unwrap().is_empty());
+        assert!(db
+            .delivery_report(DlrKey::Ours(due[0].id), SmsStatus::Delivered, None, 20)
+            .unwrap());
+        assert_eq!(
+            db.sms(due[0].id).unwrap().unwrap().status,
+            SmsStatus::Delivered
+        );
+    }
+
+    #[test]
+    fn failed_attempts_are_retried_then_given_up() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = GatewayDb::open(&dir.path().join("gateway.db")).unwrap();
+        db.enqueue_sms("k", "+221770000001", "x", 0).unwrap();
+        let sms = db.take_due_sms(0, 1).unwrap().remove(0);
+        db.sms_attempt_failed(sms.id, "timeout", Some(500), 1)
+            .unwrap();
+        assert!(db.take_due_sms(499, 1).unwrap().is_empty());
+        let again = db.take_due_sms(500, 1).unwrap().remove(0);
+        assert_eq!(again.attempts, 1);
+        db.sms_attempt_failed(again.id, "rejected", None, 600)
+            .unwrap();
+        assert_eq!(db.sms(again.id).unwrap().unwrap().status, SmsStatus::Failed);
+    }
+
+    #[test]
+    fn drafts_expire_and_preferences_persist() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = GatewayDb::open(&dir.path().join("gateway.db")).unwrap();
+        db.save_draft("+2217", "{}", 1_000).unwrap();
+        assert!(db.draft("+2217", 1_500, 600).unwrap().is_some());
+        assert!(db.draft("+2217", 2_000, 600).unwrap().is_none());
+        db.set_language("+2217", "wo").unwrap();
+        db.set_stopped("+2217", true).unwrap();
+        assert_eq!(db.language("+2217").unwrap().as_deref(), Some("wo"));
+        assert!(db.stopped("+2217").unwrap());
+    }
+}

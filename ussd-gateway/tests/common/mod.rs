@@ -1,0 +1,263 @@
+//! A real gateway process on loopback, a fake of Africa's Talking's
+//! messaging API that records what it is asked to send, and helpers that
+//! speak each provider's wire format.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_guichet-ussd-gateway");
+pub const SECRET: &str = "test-secret-0123456789";
+
+pub fn locales_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../locales")
+}
+
+/// The configuration used by the tests; `extra` is appended verbatim.
+pub fn config(data_dir: &Path, fake_at: &str, extra: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+locales_dir = "{locales}"
+default_language = "fr"
+languages = ["wo", "ff", "bm", "ha", "sw", "fr", "en"]
+country_calling_code = "221"
+{extra}
+
+[ussd]
+hops_per_minute = 30
+
+[sms]
+provider = "africastalking"
+per_minute = 20
+
+[[services]]
+id = "etat-civil"
+names = {{ fr = "État civil", en = "Civil registration", wo = "Kayitu juddu" }}
+
+[[services]]
+id = "sante"
+names = {{ fr = "Santé", en = "Health", wo = "Wergu yaram" }}
+
+[[units]]
+id = "unit-thies-01"
+localities = ["Thiès", "Pire"]
+
+[[units]]
+id = "unit-louga-01"
+localities = ["Louga", "Kébémer"]
+
+[[mediators]]
+id = "med-awa"
+name = "Awa Ndiaye"
+phone = "+221770000009"
+pin_sha256 = "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"
+
+[providers.africastalking]
+secret = "{SECRET}"
+username = "sandbox"
+api_key = "test-api-key"
+base_url = "{fake_at}"
+
+[providers.xml]
+secret = "{SECRET}"
+"#,
+        data = data_dir.display(),
+        locales = locales_dir().display(),
+    )
+}
+
+pub struct Gateway {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Gateway {
+    pub fn start(config_text: &str, dir: &Path) -> Gateway {
+        let path = dir.join("gateway.toml");
+        std::fs::write(&path, config_text).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let _ = tx.send(line[at + 20..].trim().to_string());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the gateway says where it listens")
+            .parse()
+            .unwrap();
+        Gateway { child, addr, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the fake messaging API received: the form fields and the apiKey header.
+#[derive(Clone, Debug)]
+pub struct SentSms {
+    pub form: Vec<(String, String)>,
+    pub api_key: String,
+}
+
+impl SentSms {
+    pub fn field(&self, name: &str) -> &str {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// A local stand-in for `POST {base}/version1/messaging`, answering as
+/// Africa's Talking does.
+pub async fn fake_africastalking() -> (String, Arc<Mutex<Vec<SentSms>>>) {
+    use axum::routing::post;
+    let sent: Arc<Mutex<Vec<SentSms>>> = Arc::default();
+    let store = sent.clone();
+    let app = axum::Router::new().route(
+        "/version1/messaging",
+        post(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+            let store = store.clone();
+            async move {
+                let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap();
+                let api_key = headers.get("apiKey").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let mut sent = store.lock().unwrap();
+                let n = sent.len();
+                let to = form.iter().find(|(k, _)| k == "to").map(|(_, v)| v.clone()).unwrap_or_default();
+                sent.push(SentSms { form, api_key });
+                axum::Json(serde_json::json!({"SMSMessageData": {"Message": "Sent to 1/1 Total Cost: KES 0.8000",
+                    "Recipients": [{"statusCode": 101, "number": to, "status": "Success", "cost": "KES 0.8000",
+                    "messageId": format!("ATXid_{n}")}]}}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, sent)
+}
+
+/// Waits until `count` SMS reached the fake API.
+pub async fn wait_for_sms(sent: &Arc<Mutex<Vec<SentSms>>>, count: usize) -> Vec<SentSms> {
+    for _ in 0..100 {
+        if sent.lock().unwrap().len() >= count {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sent.lock().unwrap().clone()
+}
+
+/// One Africa's Talking USSD session.
+pub struct AtSession {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub id: String,
+    pub phone: String,
+    pub inputs: Vec<String>,
+}
+
+impl AtSession {
+    pub fn new(gw: &Gateway, id: &str, phone: &str) -> AtSession {
+        AtSession {
+            http: reqwest::Client::new(),
+            url: gw.url(&format!("/at/{SECRET}/ussd")),
+            id: id.into(),
+            phone: phone.into(),
+            inputs: Vec::new(),
+        }
+    }
+
+    /// Sends the next hop (`None` for the first) and returns the raw body.
+    pub async fn hop(&mut self, input: Option<&str>) -> String {
+        if let Some(i) = input {
+            self.inputs.push(i.into());
+        }
+        let text = self.inputs.join("*");
+        let form = [
+            ("sessionId", self.id.as_str()),
+            ("serviceCode", "*123#"),
+            ("phoneNumber", self.phone.as_str()),
+            ("networkCode", "63902"),
+            ("text", text.as_str()),
+        ];
+        let resp = self.http.post(&self.url).form(&form).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/plain")));
+        resp.text().await.unwrap()
+    }
+
+    /// Runs hops in order; returns the last answer.
+    pub async fn run(&mut self, inputs: &[&str]) -> String {
+        let mut last = self.hop(None).await;
+        for i in inputs {
+            assert!(last.starts_with("CON "), "session ended early: {last}");
+            last = self.hop(Some(i)).await;
+        }
+        last
+    }
+}
+
+/// A reference found in a text (the longest run of digits).
+pub fn reference_in(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_digit())
+        .max_by_key(|s| s.len())
+        .unwrap_or_default()
+        .to_string()
+}
+
+pub async fn at_sms(gw: &Gateway, from: &str, text: &str, id: &str) -> u16 {
+    let form = [
+        ("from", from),
+        ("to", "12345"),
+        ("text", text),
+        ("date", "2026-11-21 10:00:00"),
+        ("id", id),
+        ("linkId", ""),
+    ];
+    reqwest::Client::new()
+        .post(gw.url(&format!("/at/{SECRET}/sms")))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
