@@ -325,7 +325,10 @@ impl GatewayDb {
     ) -> Res<()> {
         self.conn
             .prepare_cached(
-                "UPDATE outbox SET status = 'sent', provider = ?2, provider_id = ?3, attempts = attempts + 1,
+                // A delivery report may beat the provider's answer: never
+                // take a message back from delivered or failed to sent.
+                "UPDATE outbox SET status = CASE status WHEN 'sending' THEN 'sent' ELSE status END,
+                 provider = ?2, provider_id = ?3, attempts = attempts + 1,
                  last_error = NULL, updated_at = ?4 WHERE id = ?1",
             )?
             .execute(params![id, provider, provider_id, now as i64])?;
@@ -388,6 +391,14 @@ impl GatewayDb {
                 .optional()?,
         };
         let Some(id) = id else { return Ok(false) };
+        // Reports arrive out of order ("sent to the SMSC" after "delivered"):
+        // a final status stays.
+        let current = self.sms(id)?.map(|s| s.status);
+        if status == SmsStatus::Sent
+            && matches!(current, Some(SmsStatus::Delivered | SmsStatus::Failed))
+        {
+            return Ok(true);
+        }
         self.set_sms(id, status, None, error, now)?;
         Ok(true)
     }
@@ -474,6 +485,27 @@ mod tests {
             .unwrap());
         assert_eq!(
             db.sms(due[0].id).unwrap().unwrap().status,
+            SmsStatus::Delivered
+        );
+    }
+
+    #[test]
+    fn a_report_that_beats_the_send_or_arrives_late_never_moves_a_message_back() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = GatewayDb::open(&dir.path().join("gateway.db")).unwrap();
+        db.enqueue_sms("k", "+221770000001", "x", 0).unwrap();
+        let sms = db.take_due_sms(0, 1).unwrap().remove(0);
+        db.delivery_report(DlrKey::Ours(sms.id), SmsStatus::Delivered, None, 1)
+            .unwrap();
+        db.sms_sent(sms.id, "kannel", Some("1"), 2).unwrap();
+        assert_eq!(
+            db.sms(sms.id).unwrap().unwrap().status,
+            SmsStatus::Delivered
+        );
+        db.delivery_report(DlrKey::Ours(sms.id), SmsStatus::Sent, None, 3)
+            .unwrap();
+        assert_eq!(
+            db.sms(sms.id).unwrap().unwrap().status,
             SmsStatus::Delivered
         );
     }

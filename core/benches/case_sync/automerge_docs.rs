@@ -1,5 +1,5 @@
 //! Reference 3: the `automerge` crate, one document per case, stored as
-//! `docs(id TEXT PRIMARY KEY /* random UUID-like */, doc BLOB /* Automerge::save() */, seq)`.
+//! `cases(id TEXT PRIMARY KEY /* random UUID-like */, <columns>, doc BLOB /* Automerge::save() */, seq)`.
 //! Extra columns: `idx` (workload index -> doc mapping) and `src` (the peer the doc was last
 //! synced with, so it is not offered back to it).
 //!
@@ -7,6 +7,12 @@
 //! `events`, a list of maps {kind, text, at}. Concurrent puts of one key: automerge's own rule
 //! (all values kept as conflicts, the one with the highest op id reads as the value; the digest
 //! uses the read value). Concurrent event appends both survive.
+//!
+//! Beside the document, the row holds the case's current values in the store's columns
+//! (`harness::cases_schema`: the tablet's query indexes and FTS5 index), rewritten whenever the
+//! document is saved (seed, edit, sync). Each column shows the document's read value;
+//! `created_at` / `updated_at` are the earliest / latest event time. The FTS index is
+//! maintained in batches as the floor does.
 //!
 //! Sync: the automerge sync protocol (`SyncDoc`, a fresh `sync::State` per doc per exchange,
 //! i.e. no persisted sync state) run for every document changed since the peer's mark, in
@@ -20,11 +26,13 @@ use std::path::{Path, PathBuf};
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, Automerge, ChangeHash, ObjType, ReadDoc, ScalarValue, Value, ROOT};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde::{Deserialize, Serialize};
 
 use crate::harness::{
-    self, uuid_like, CaseEdit, CaseReplica, CaseSeed, FieldChange, Traffic, FIELD_NAMES,
+    self, uuid_like, CaseCols, CaseEdit, CaseReplica, CaseSeed, FieldChange, Traffic, CASE_COLS,
+    FIELD_NAMES,
 };
 use crate::workload::Rng;
 
@@ -54,6 +62,8 @@ pub struct AutomergeDocs {
 
 struct Loaded {
     idx: u32,
+    /// The row's columns when loaded (None: the doc is new here).
+    cols: Option<CaseCols>,
     doc: Automerge,
     state: sync::State,
     heads0: Vec<ChangeHash>,
@@ -70,24 +80,18 @@ impl Side<'_> {
         if self.docs.contains_key(id) {
             return;
         }
-        let blob: Option<Vec<u8>> = self
-            .db
-            .conn
-            .prepare_cached("SELECT doc FROM docs WHERE id = ?1")
-            .unwrap()
-            .query_row([id], |r| r.get(0))
-            .optional()
-            .unwrap();
-        let doc = match blob {
-            Some(b) => Automerge::load(&b).expect("load doc"),
-            None => Automerge::new(),
-        }
-        .with_actor(self.db.actor.clone());
+        let row = self.db.get(id);
+        let (cols, doc) = match row {
+            Some((cols, b)) => (Some(cols), Automerge::load(&b).expect("load doc")),
+            None => (None, Automerge::new()),
+        };
+        let doc = doc.with_actor(self.db.actor.clone());
         let heads0 = doc.get_heads();
         self.docs.insert(
             id.to_string(),
             Loaded {
                 idx,
+                cols,
                 doc,
                 state: sync::State::new(),
                 heads0,
@@ -124,15 +128,31 @@ impl Side<'_> {
     /// ids of the docs left untouched.
     fn save(&mut self, peer: u32) -> Vec<String> {
         let mut untouched = Vec::new();
-        self.db.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut moved = Vec::new();
         for (id, l) in &self.docs {
             if l.doc.get_heads() != l.heads0 {
-                let bytes = l.doc.save();
-                self.db.write(id, l.idx, &bytes, Some(peer));
+                moved.push((id.as_str(), l));
             } else {
                 untouched.push(id.clone());
             }
         }
+        self.db.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let overwritten: Vec<&str> = moved
+            .iter()
+            .filter(|(_, l)| l.cols.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        harness::fts_remove(&self.db.conn, "id", &overwritten);
+        for (id, l) in &moved {
+            let bytes = l.doc.save();
+            let cols = columns(&l.doc);
+            match &l.cols {
+                None => self.db.insert(id, l.idx, &cols, &bytes, Some(peer)),
+                Some(old) => self.db.update(id, old, cols, &bytes, Some(peer)),
+            }
+        }
+        let ids: Vec<&str> = moved.iter().map(|(id, _)| *id).collect();
+        harness::fts_add(&self.db.conn, "id", &ids);
         self.db.conn.execute_batch("COMMIT").unwrap();
         untouched
     }
@@ -188,22 +208,67 @@ fn sync_page(
 }
 
 impl AutomergeDocs {
-    fn write(&mut self, id: &str, idx: u32, doc: &[u8], src: Option<u32>) {
+    fn bump(&mut self) -> i64 {
         self.seq += 1;
+        self.seq
+    }
+
+    /// Insert a new case row: its columns, then its document.
+    fn insert(&mut self, id: &str, idx: u32, cols: &CaseCols, doc: &[u8], src: Option<u32>) {
+        let seq = self.bump();
+        let sql = format!(
+            "INSERT INTO cases(id, idx, {}, doc, seq, src) VALUES ({})",
+            CASE_COLS.join(", "),
+            (1..=CASE_COLS.len() + 5)
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut params: Vec<&dyn ToSql> = vec![&id, &idx];
+        params.extend(cols.iter().map(|v| v as &dyn ToSql));
+        params.extend([&doc as &dyn ToSql, &seq, &src]);
         self.conn
-            .prepare_cached(
-                "INSERT INTO docs(id, idx, doc, seq, src) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, seq = excluded.seq, src = excluded.src",
-            )
+            .prepare_cached(&sql)
             .unwrap()
-            .execute(params![id, idx, doc, self.seq, src])
+            .execute(params.as_slice())
             .unwrap();
+    }
+
+    /// Rewrite a case row's document, and those of its columns that changed.
+    fn update(&mut self, id: &str, old: &CaseCols, new: CaseCols, doc: &[u8], src: Option<u32>) {
+        let seq = self.bump();
+        let mut cols = harness::changed_columns(old, new);
+        cols.extend([
+            ("doc", SqlValue::Blob(doc.to_vec())),
+            ("seq", SqlValue::Integer(seq)),
+            (
+                "src",
+                src.map_or(SqlValue::Null, |s| SqlValue::Integer(s.into())),
+            ),
+        ]);
+        let n = harness::update_columns(&self.conn, "id", &id, cols);
+        assert_eq!(n, 1, "update of unknown case {id}");
+    }
+
+    /// A case row's columns and document, by id.
+    fn get(&self, id: &str) -> Option<(CaseCols, Vec<u8>)> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {}, doc FROM cases WHERE id = ?1",
+                CASE_COLS.join(", ")
+            ))
+            .unwrap()
+            .query_row([id], |r| {
+                Ok((harness::read_case_cols(r, 0)?, r.get(CASE_COLS.len())?))
+            })
+            .optional()
+            .unwrap()
     }
 
     fn changed_page(&self, after: i64, upto: i64, exclude: u32) -> Vec<(String, u32, i64)> {
         self.conn
             .prepare_cached(
-                "SELECT id, idx, seq FROM docs
+                "SELECT id, idx, seq FROM cases
                  WHERE seq > ?1 AND seq <= ?2 AND (src IS NULL OR src != ?3) ORDER BY seq LIMIT ?4",
             )
             .unwrap()
@@ -228,6 +293,39 @@ fn scalar_text(v: Option<(Value<'_>, automerge::ObjId)>) -> String {
     }
 }
 
+/// The store's columns of a case document: each field's read value.
+fn columns(doc: &Automerge) -> CaseCols {
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    if let Some((_, events)) = doc.get(ROOT, "events").unwrap() {
+        for i in 0..doc.length(&events) {
+            let (_, m) = doc.get(&events, i).unwrap().expect("event");
+            if let SqlValue::Integer(at) = scalar_value(doc.get(&m, "at").unwrap()) {
+                first = first.min(at);
+                last = last.max(at);
+            }
+        }
+    }
+    if first > last {
+        (first, last) = (0, 0);
+    }
+    harness::case_cols(
+        |name| scalar_value(doc.get(ROOT, name).unwrap()),
+        first,
+        last,
+    )
+}
+
+fn scalar_value(v: Option<(Value<'_>, automerge::ObjId)>) -> SqlValue {
+    match v {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(s) => SqlValue::Text(s.to_string()),
+            ScalarValue::Int(i) => SqlValue::Integer(*i),
+            _ => SqlValue::Null,
+        },
+        _ => SqlValue::Null,
+    }
+}
+
 fn put_field(tx: &mut impl Transactable, f: &FieldChange) {
     match f {
         FieldChange::Assignee(s) | FieldChange::Description(s) => {
@@ -244,14 +342,17 @@ impl CaseReplica for AutomergeDocs {
 
     fn open(path: &Path, replica: u32) -> Self {
         let conn = harness::open_sqlite(path);
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS docs(id TEXT PRIMARY KEY, idx INTEGER NOT NULL UNIQUE, doc BLOB NOT NULL, seq INTEGER NOT NULL, src INTEGER);
-             CREATE INDEX IF NOT EXISTS docs_seq ON docs(seq);",
-        )
+        conn.set_prepared_statement_cache_capacity(256);
+        conn.execute_batch(&harness::cases_schema(
+            "id TEXT PRIMARY KEY, idx INTEGER NOT NULL UNIQUE",
+            "doc BLOB NOT NULL, seq INTEGER NOT NULL, src INTEGER",
+        ))
         .unwrap();
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS cases_seq ON cases(seq);")
+            .unwrap();
         conn.execute_batch(harness::PEERS_SQL).unwrap();
         let seq = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM docs", [], |r| r.get(0))
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM cases", [], |r| r.get(0))
             .unwrap();
         let mut actor = vec![0x47u8; 16];
         actor[15] = replica as u8;
@@ -268,6 +369,7 @@ impl CaseReplica for AutomergeDocs {
 
     fn seed(&mut self, cases: &[CaseSeed]) {
         self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut ids = Vec::with_capacity(cases.len());
         for c in cases {
             let mut doc = Automerge::new().with_actor(self.actor.clone());
             let mut tx = doc.transaction();
@@ -289,21 +391,40 @@ impl CaseReplica for AutomergeDocs {
             tx.commit_with(CommitOptions::default().with_time(c.created_at / 1000));
             let id = uuid_like(&mut self.rng);
             let bytes = doc.save();
-            self.write(&id, c.index, &bytes, None);
+            self.insert(&id, c.index, &columns(&doc), &bytes, None);
+            ids.push(id);
         }
+        harness::fts_add(&self.conn, "id", &ids);
         self.conn.execute_batch("COMMIT").unwrap();
     }
 
     fn edit(&mut self, edits: &[CaseEdit]) {
         self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        for e in edits {
-            let (id, blob): (String, Vec<u8>) = self
-                .conn
-                .prepare_cached("SELECT id, doc FROM docs WHERE idx = ?1")
-                .unwrap()
-                .query_row([e.index], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap();
-            let mut doc = Automerge::load(&blob)
+        // Read every edited row first, so the text index is updated in two statements.
+        // (A batch names each case once: `workload::edit_plan` is a set.)
+        let rows: Vec<(String, CaseCols, Vec<u8>)> = edits
+            .iter()
+            .map(|e| {
+                self.conn
+                    .prepare_cached(&format!(
+                        "SELECT id, {}, doc FROM cases WHERE idx = ?1",
+                        CASE_COLS.join(", ")
+                    ))
+                    .unwrap()
+                    .query_row([e.index], |r| {
+                        Ok((
+                            r.get(0)?,
+                            harness::read_case_cols(r, 1)?,
+                            r.get(CASE_COLS.len() + 1)?,
+                        ))
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let ids: Vec<&str> = rows.iter().map(|(id, ..)| id.as_str()).collect();
+        harness::fts_remove(&self.conn, "id", &ids);
+        for (e, (id, cols, blob)) in edits.iter().zip(&rows) {
+            let mut doc = Automerge::load(blob)
                 .expect("load doc")
                 .with_actor(self.actor.clone());
             let (_, events) = doc.get(ROOT, "events").unwrap().expect("events list");
@@ -318,8 +439,9 @@ impl CaseReplica for AutomergeDocs {
             tx.put(&m, "at", e.event.at).unwrap();
             tx.commit_with(CommitOptions::default().with_time(e.at / 1000));
             let bytes = doc.save();
-            self.write(&id, e.index, &bytes, None);
+            self.update(id, cols, columns(&doc), &bytes, None);
         }
+        harness::fts_add(&self.conn, "id", &ids);
         self.conn.execute_batch("COMMIT").unwrap();
     }
 
@@ -386,7 +508,7 @@ impl CaseReplica for AutomergeDocs {
     }
 
     fn digest(&self) -> u64 {
-        let mut stmt = self.conn.prepare("SELECT idx, doc FROM docs").unwrap();
+        let mut stmt = self.conn.prepare("SELECT idx, doc FROM cases").unwrap();
         let mut rows = stmt.query([]).unwrap();
         let mut acc = 0u64;
         while let Some(r) = rows.next().unwrap() {

@@ -1,8 +1,14 @@
 //! Reference 2: a straightforward `crdts` store. One state per case:
 //! `Map<field, MVReg<String, actor>, actor>` for the 12 fields + a `GSet` of events, postcard
-//! encoded into one row `cases(id TEXT PRIMARY KEY /* random UUID-like */, state BLOB, seq)`.
+//! encoded into one row `cases(id TEXT PRIMARY KEY /* random UUID-like */, <columns>, state BLOB, seq)`.
 //! Extra columns: `idx` (workload index -> case mapping) and `src` (the peer that delivered
 //! the current state, so it is not echoed back to it).
+//!
+//! Beside the state, the row holds the case's current values in the store's columns
+//! (`harness::cases_schema`: the tablet's query indexes and FTS5 index), rewritten on every
+//! write of the state (seed, edit, merge of received state). A field holding several concurrent
+//! values shows the greatest one (by value) in its column; `created_at` / `updated_at` are the
+//! earliest / latest event time. The FTS index is maintained in batches as the floor does.
 //!
 //! Sync is state based: ship the whole state of every case changed since the peer's mark;
 //! the receiver merges (`CvRDT::merge`) and writes the row back. Concurrent writes of one field
@@ -12,10 +18,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crdts::{CmRDT, CvRDT, GSet, MVReg, Map};
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use serde::{Deserialize, Serialize};
 
-use crate::harness::{self, uuid_like, CaseEdit, CaseReplica, CaseSeed, Traffic, FIELD_NAMES};
+use crate::harness::{
+    self, uuid_like, CaseCols, CaseEdit, CaseReplica, CaseSeed, Traffic, CASE_COLS, FIELD_NAMES,
+    INT_FIELDS,
+};
 use crate::workload::Rng;
 
 const PAGE: usize = 1000;
@@ -70,6 +80,50 @@ impl CaseState {
     fn decode(bytes: &[u8]) -> Self {
         postcard::from_bytes(bytes).unwrap_or_else(|e| harness::decode_err(e))
     }
+
+    /// The store's columns: each field's value (the greatest of concurrent values).
+    fn columns(&self) -> CaseCols {
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        for e in self.events.read() {
+            first = first.min(e.at);
+            last = last.max(e.at);
+        }
+        if first > last {
+            (first, last) = (0, 0);
+        }
+        harness::case_cols(
+            |name| {
+                let vals = self
+                    .fields
+                    .get(&name.to_string())
+                    .val
+                    .map(|reg| reg.read().val)
+                    .unwrap_or_default();
+                if INT_FIELDS.contains(&name) {
+                    let max = vals
+                        .iter()
+                        .map(|v| v.parse::<i64>().expect("int field"))
+                        .max();
+                    Value::Integer(max.unwrap_or(0))
+                } else {
+                    Value::Text(vals.into_iter().max().unwrap_or_default())
+                }
+            },
+            first,
+            last,
+        )
+    }
+}
+
+/// What applying one received state does to the local row.
+struct Merge {
+    /// The row's columns (None: the case is new here; the received state is inserted as is).
+    old: Option<CaseCols>,
+    /// The columns of the state to write, if any (new here, or changed by the merge).
+    new: Option<CaseCols>,
+    /// The merged state, encoded if it is written or sent back (None for a new case).
+    merged: Option<Vec<u8>>,
+    same_as_incoming: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -99,16 +153,53 @@ impl CrdtsRows {
         self.seq
     }
 
-    fn write(&mut self, id: &str, idx: u32, state: &[u8], src: Option<u32>) {
+    /// Insert a new case row: its columns, then its state.
+    fn insert(&mut self, id: &str, idx: u32, cols: &CaseCols, state: &[u8], src: Option<u32>) {
         let seq = self.bump();
+        let sql = format!(
+            "INSERT INTO cases(id, idx, {}, state, seq, src) VALUES ({})",
+            CASE_COLS.join(", "),
+            (1..=CASE_COLS.len() + 5)
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut params: Vec<&dyn ToSql> = vec![&id, &idx];
+        params.extend(cols.iter().map(|v| v as &dyn ToSql));
+        params.extend([&state as &dyn ToSql, &seq, &src]);
         self.conn
-            .prepare_cached(
-                "INSERT INTO cases(id, idx, state, seq, src) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET state = excluded.state, seq = excluded.seq, src = excluded.src",
-            )
+            .prepare_cached(&sql)
             .unwrap()
-            .execute(params![id, idx, state, seq, src])
+            .execute(params.as_slice())
             .unwrap();
+    }
+
+    /// Rewrite a case row's state, and those of its columns that changed.
+    fn update(&mut self, id: &str, old: &CaseCols, new: CaseCols, state: &[u8], src: Option<u32>) {
+        let seq = self.bump();
+        let mut cols = harness::changed_columns(old, new);
+        cols.extend([
+            ("state", Value::Blob(state.to_vec())),
+            ("seq", Value::Integer(seq)),
+            ("src", src.map_or(Value::Null, |s| Value::Integer(s.into()))),
+        ]);
+        let n = harness::update_columns(&self.conn, "id", &id, cols);
+        assert_eq!(n, 1, "update of unknown case {id}");
+    }
+
+    /// A case row's columns and state, by id.
+    fn get(&self, id: &str) -> Option<(CaseCols, Vec<u8>)> {
+        self.conn
+            .prepare_cached(&format!(
+                "SELECT {}, state FROM cases WHERE id = ?1",
+                CASE_COLS.join(", ")
+            ))
+            .unwrap()
+            .query_row([id], |r| {
+                Ok((harness::read_case_cols(r, 0)?, r.get(CASE_COLS.len())?))
+            })
+            .optional()
+            .unwrap()
     }
 
     fn changed_page(
@@ -139,39 +230,68 @@ impl CrdtsRows {
         let mut back = Vec::new();
         let mut untouched = Vec::new();
         self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        for item in batch.items {
-            let local: Option<Vec<u8>> = self
-                .conn
-                .prepare_cached("SELECT state FROM cases WHERE id = ?1")
-                .unwrap()
-                .query_row([&item.id], |r| r.get(0))
-                .optional()
-                .unwrap();
-            match local {
-                None => self.write(&item.id, item.idx, &item.state, Some(from)),
-                Some(local) => {
-                    let local = CaseState::decode(&local);
-                    let incoming = CaseState::decode(&item.state);
-                    let mut merged = local.clone();
-                    merged.merge_from(incoming.clone());
-                    let same_as_incoming = merged == incoming;
-                    if merged != local {
-                        let bytes = merged.encode();
-                        let src = (same_as_incoming || answer).then_some(from);
-                        self.write(&item.id, item.idx, &bytes, src);
-                    } else {
-                        untouched.push(item.id.clone());
+        // Merge every state first, so the text index is updated in two statements.
+        let decided: Vec<(Item, Merge)> = batch
+            .items
+            .into_iter()
+            .map(|item| {
+                let incoming = CaseState::decode(&item.state);
+                let merge = match self.get(&item.id) {
+                    None => Merge {
+                        old: None,
+                        new: Some(incoming.columns()),
+                        merged: None,
+                        same_as_incoming: true,
+                    },
+                    Some((old, bytes)) => {
+                        let local = CaseState::decode(&bytes);
+                        let mut merged = local.clone();
+                        merged.merge_from(incoming.clone());
+                        let changed = merged != local;
+                        let same_as_incoming = merged == incoming;
+                        Merge {
+                            old: Some(old),
+                            new: changed.then(|| merged.columns()),
+                            merged: (changed || (!same_as_incoming && answer))
+                                .then(|| merged.encode()),
+                            same_as_incoming,
+                        }
                     }
-                    if !same_as_incoming && answer {
-                        back.push(Item {
-                            id: item.id,
-                            idx: item.idx,
-                            state: merged.encode(),
-                        });
-                    }
+                };
+                (item, merge)
+            })
+            .collect();
+        let overwritten: Vec<&str> = decided
+            .iter()
+            .filter(|(_, m)| m.old.is_some() && m.new.is_some())
+            .map(|(item, _)| item.id.as_str())
+            .collect();
+        harness::fts_remove(&self.conn, "id", &overwritten);
+        let mut reindex = Vec::new();
+        for (item, m) in decided {
+            match (m.old, m.new) {
+                (None, Some(cols)) => {
+                    self.insert(&item.id, item.idx, &cols, &item.state, Some(from));
+                    reindex.push(item.id);
+                    continue;
                 }
+                (Some(old), Some(new)) => {
+                    let bytes = m.merged.as_deref().expect("changed state is encoded");
+                    let src = (m.same_as_incoming || answer).then_some(from);
+                    self.update(&item.id, &old, new, bytes, src);
+                    reindex.push(item.id.clone());
+                }
+                _ => untouched.push(item.id.clone()),
+            }
+            if !m.same_as_incoming && answer {
+                back.push(Item {
+                    id: item.id,
+                    idx: item.idx,
+                    state: m.merged.expect("answered state is encoded"),
+                });
             }
         }
+        harness::fts_add(&self.conn, "id", &reindex);
         self.conn.execute_batch("COMMIT").unwrap();
         (back, untouched)
     }
@@ -188,11 +308,14 @@ impl CaseReplica for CrdtsRows {
 
     fn open(path: &Path, replica: u32) -> Self {
         let conn = harness::open_sqlite(path);
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS cases(id TEXT PRIMARY KEY, idx INTEGER NOT NULL UNIQUE, state BLOB NOT NULL, seq INTEGER NOT NULL, src INTEGER);
-             CREATE INDEX IF NOT EXISTS cases_seq ON cases(seq);",
-        )
+        conn.set_prepared_statement_cache_capacity(256);
+        conn.execute_batch(&harness::cases_schema(
+            "id TEXT PRIMARY KEY, idx INTEGER NOT NULL UNIQUE",
+            "state BLOB NOT NULL, seq INTEGER NOT NULL, src INTEGER",
+        ))
         .unwrap();
+        conn.execute_batch("CREATE INDEX IF NOT EXISTS cases_seq ON cases(seq);")
+            .unwrap();
         conn.execute_batch(harness::PEERS_SQL).unwrap();
         let seq = conn
             .query_row("SELECT COALESCE(MAX(seq), 0) FROM cases", [], |r| r.get(0))
@@ -208,6 +331,7 @@ impl CaseReplica for CrdtsRows {
 
     fn seed(&mut self, cases: &[CaseSeed]) {
         self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let mut ids = Vec::with_capacity(cases.len());
         for c in cases {
             let mut st = CaseState::default();
             for (name, val) in FIELD_NAMES.iter().zip(c.field_texts()) {
@@ -217,27 +341,47 @@ impl CaseReplica for CrdtsRows {
                 st.add_event(self.replica, e.kind, &e.text, e.at);
             }
             let id = uuid_like(&mut self.rng);
-            self.write(&id, c.index, &st.encode(), None);
+            self.insert(&id, c.index, &st.columns(), &st.encode(), None);
+            ids.push(id);
         }
+        harness::fts_add(&self.conn, "id", &ids);
         self.conn.execute_batch("COMMIT").unwrap();
     }
 
     fn edit(&mut self, edits: &[CaseEdit]) {
         self.conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-        for e in edits {
-            let (id, bytes): (String, Vec<u8>) = self
-                .conn
-                .prepare_cached("SELECT id, state FROM cases WHERE idx = ?1")
-                .unwrap()
-                .query_row([e.index], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap();
-            let mut st = CaseState::decode(&bytes);
+        // Read every edited row first, so the text index is updated in two statements.
+        // (A batch names each case once: `workload::edit_plan` is a set.)
+        let rows: Vec<(String, CaseCols, Vec<u8>)> = edits
+            .iter()
+            .map(|e| {
+                self.conn
+                    .prepare_cached(&format!(
+                        "SELECT id, {}, state FROM cases WHERE idx = ?1",
+                        CASE_COLS.join(", ")
+                    ))
+                    .unwrap()
+                    .query_row([e.index], |r| {
+                        Ok((
+                            r.get(0)?,
+                            harness::read_case_cols(r, 1)?,
+                            r.get(CASE_COLS.len() + 1)?,
+                        ))
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let ids: Vec<&str> = rows.iter().map(|(id, ..)| id.as_str()).collect();
+        harness::fts_remove(&self.conn, "id", &ids);
+        for (e, (id, cols, bytes)) in edits.iter().zip(&rows) {
+            let mut st = CaseState::decode(bytes);
             for f in &e.fields {
                 st.put(self.replica, f.name(), f.text());
             }
             st.add_event(self.replica, e.event.kind, &e.event.text, e.event.at);
-            self.write(&id, e.index, &st.encode(), None);
+            self.update(id, cols, st.columns(), &st.encode(), None);
         }
+        harness::fts_add(&self.conn, "id", &ids);
         self.conn.execute_batch("COMMIT").unwrap();
     }
 

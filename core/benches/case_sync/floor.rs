@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::Value;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
 
 use crate::harness::{self, CaseEdit, CaseReplica, CaseSeed, FieldChange, Traffic};
@@ -20,16 +20,8 @@ use crate::harness::{self, CaseEdit, CaseReplica, CaseSeed, FieldChange, Traffic
 /// Rows per sync message.
 const PAGE: usize = 1000;
 
+/// The floor's own tables besides `harness::cases_schema` (the case table, its indexes and FTS).
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS cases(case_id INTEGER PRIMARY KEY, reference TEXT NOT NULL UNIQUE, service TEXT NOT NULL, requester_phone TEXT NOT NULL, requester_name TEXT NOT NULL, requester_language TEXT NOT NULL, locality TEXT NOT NULL, channel TEXT NOT NULL, mediator TEXT, unit TEXT NOT NULL, assignee TEXT, priority INTEGER NOT NULL, description TEXT NOT NULL, status INTEGER NOT NULL, rating INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS cases_unit_status ON cases(unit, status);
-CREATE INDEX IF NOT EXISTS cases_unit_assignee ON cases(unit, assignee);
-CREATE INDEX IF NOT EXISTS cases_unit_locality ON cases(unit, locality);
-CREATE INDEX IF NOT EXISTS cases_unit_updated ON cases(unit, updated_at);
-CREATE INDEX IF NOT EXISTS cases_phone ON cases(requester_phone);
-CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5(requester_name, locality, description, content='cases', content_rowid='case_id', tokenize='unicode61 remove_diacritics 2');
--- cases_fts is maintained in batches, one statement per transaction, as guichet-core does
--- (FTS5 flushes at every statement savepoint, so per-row triggers would cost the floor ~25%).
 CREATE TABLE IF NOT EXISTS events(case_id INTEGER NOT NULL, event_id INTEGER NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY(case_id, event_id)) WITHOUT ROWID;
 -- sync bookkeeping (not part of the store's data model): one shared change seq;
 -- case rows are re-logged on every write, events (immutable) are logged once, append-only
@@ -182,37 +174,12 @@ impl Floor {
 
     /// Removes these cases' current text from the FTS index (before their row changes).
     fn fts_remove(&self, ids: &[i64]) {
-        self.fts_batch(
-            "INSERT INTO cases_fts(cases_fts, rowid, requester_name, locality, description)
-             SELECT 'delete', case_id, requester_name, locality, description FROM cases
-             WHERE case_id IN (SELECT value FROM json_each(?1))",
-            ids,
-        );
+        harness::fts_remove(&self.conn, "case_id", ids);
     }
 
     /// Indexes these cases' current text (after their row was written).
     fn fts_add(&self, ids: &[i64]) {
-        self.fts_batch(
-            "INSERT INTO cases_fts(rowid, requester_name, locality, description)
-             SELECT case_id, requester_name, locality, description FROM cases
-             WHERE case_id IN (SELECT value FROM json_each(?1))",
-            ids,
-        );
-    }
-
-    fn fts_batch(&self, sql: &str, ids: &[i64]) {
-        if ids.is_empty() {
-            return;
-        }
-        let list = format!(
-            "[{}]",
-            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-        );
-        self.conn
-            .prepare_cached(sql)
-            .unwrap()
-            .execute([list])
-            .unwrap();
+        harness::fts_add(&self.conn, "case_id", ids);
     }
 
     fn insert_case(&self, c: &CaseRow) {
@@ -260,20 +227,7 @@ impl Floor {
         if cols.is_empty() {
             return;
         }
-        let set: Vec<String> = cols
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| format!("{name} = ?{}", i + 2))
-            .collect();
-        let sql = format!("UPDATE cases SET {} WHERE case_id = ?1", set.join(", "));
-        let n = self
-            .conn
-            .prepare_cached(&sql)
-            .unwrap()
-            .execute(params_from_iter(
-                std::iter::once(Value::Integer(case_id)).chain(cols.into_iter().map(|(_, v)| v)),
-            ))
-            .unwrap();
+        let n = harness::update_columns(&self.conn, "case_id", &case_id, cols);
         assert_eq!(n, 1, "update of unknown case {case_id}");
     }
 
@@ -440,6 +394,8 @@ impl CaseReplica for Floor {
     fn open(path: &Path, replica: u32) -> Self {
         let conn = harness::open_sqlite(path);
         conn.set_prepared_statement_cache_capacity(256);
+        conn.execute_batch(&harness::cases_schema("case_id INTEGER PRIMARY KEY", ""))
+            .unwrap();
         conn.execute_batch(SCHEMA).unwrap();
         conn.execute_batch(harness::PEERS_SQL).unwrap();
         let seq = conn

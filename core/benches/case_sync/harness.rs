@@ -1,11 +1,16 @@
 //! The interface every benchmarked case store implements, plus small helpers shared by the
-//! reference implementations (SQLite setup, traffic accounting, canonical digest).
+//! reference implementations (SQLite setup, the tablet's case table with its query and FTS5
+//! indexes, traffic accounting, canonical digest).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::ops::AddAssign;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row, ToSql};
+use serde::Serialize;
 
 pub use crate::workload::{CaseEdit, CaseSeed, FieldChange};
 
@@ -79,6 +84,154 @@ pub fn db_file_bytes(path: &Path) -> u64 {
     wal.push("-wal");
     size(path) + size(Path::new(&wal))
 }
+
+/// The store's case columns (after each implementation's own key columns), in table order.
+pub const CASE_COLS: [&str; 16] = [
+    "reference",
+    "service",
+    "requester_phone",
+    "requester_name",
+    "requester_language",
+    "locality",
+    "channel",
+    "mediator",
+    "unit",
+    "assignee",
+    "priority",
+    "description",
+    "status",
+    "rating",
+    "created_at",
+    "updated_at",
+];
+
+/// One case's values of `CASE_COLS`, in that order.
+pub type CaseCols = [Value; 16];
+
+/// The tablet's case table with its query indexes and its FTS5 index, shared by the three
+/// references. `key` declares the implementation's leading columns (its primary key, ...),
+/// `tail` its trailing ones (CRDT state, sync bookkeeping), each with no leading/trailing comma.
+/// `cases_fts` indexes the table's rowid (the floor's `case_id` is that rowid).
+pub fn cases_schema(key: &str, tail: &str) -> String {
+    let tail = if tail.is_empty() {
+        String::new()
+    } else {
+        format!(", {tail}")
+    };
+    format!(
+        "
+CREATE TABLE IF NOT EXISTS cases({key}, reference TEXT NOT NULL UNIQUE, service TEXT NOT NULL, requester_phone TEXT NOT NULL, requester_name TEXT NOT NULL, requester_language TEXT NOT NULL, locality TEXT NOT NULL, channel TEXT NOT NULL, mediator TEXT, unit TEXT NOT NULL, assignee TEXT, priority INTEGER NOT NULL, description TEXT NOT NULL, status INTEGER NOT NULL, rating INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL{tail});
+CREATE INDEX IF NOT EXISTS cases_unit_status ON cases(unit, status);
+CREATE INDEX IF NOT EXISTS cases_unit_assignee ON cases(unit, assignee);
+CREATE INDEX IF NOT EXISTS cases_unit_locality ON cases(unit, locality);
+CREATE INDEX IF NOT EXISTS cases_unit_updated ON cases(unit, updated_at);
+CREATE INDEX IF NOT EXISTS cases_phone ON cases(requester_phone);
+CREATE VIRTUAL TABLE IF NOT EXISTS cases_fts USING fts5(requester_name, locality, description, content='cases', content_rowid='rowid', tokenize='unicode61 remove_diacritics 2');
+-- cases_fts is maintained in batches, one statement per transaction, as guichet-core does
+-- (FTS5 flushes at every statement savepoint, so per-row triggers would cost the floor ~25%).
+"
+    )
+}
+
+/// Removes the current text of the cases whose `key` column is in `keys` from the FTS index
+/// (call before their rows change; one statement).
+pub fn fts_remove<K: Serialize>(conn: &Connection, key: &str, keys: &[K]) {
+    fts_batch(
+        conn,
+        &format!(
+            "INSERT INTO cases_fts(cases_fts, rowid, requester_name, locality, description)
+             SELECT 'delete', rowid, requester_name, locality, description FROM cases
+             WHERE {key} IN (SELECT value FROM json_each(?1))"
+        ),
+        keys,
+    );
+}
+
+/// Indexes the current text of the cases whose `key` column is in `keys` (call after their
+/// rows were written; one statement).
+pub fn fts_add<K: Serialize>(conn: &Connection, key: &str, keys: &[K]) {
+    fts_batch(
+        conn,
+        &format!(
+            "INSERT INTO cases_fts(rowid, requester_name, locality, description)
+             SELECT rowid, requester_name, locality, description FROM cases
+             WHERE {key} IN (SELECT value FROM json_each(?1))"
+        ),
+        keys,
+    );
+}
+
+fn fts_batch<K: Serialize>(conn: &Connection, sql: &str, keys: &[K]) {
+    if keys.is_empty() {
+        return;
+    }
+    let list = serde_json::to_string(keys).unwrap();
+    conn.prepare_cached(sql).unwrap().execute([list]).unwrap();
+}
+
+/// `UPDATE cases SET <cols> WHERE <key> = key` (only the given columns, so indexes on the
+/// others are not touched). Returns the number of rows updated.
+pub fn update_columns(
+    conn: &Connection,
+    key: &str,
+    key_val: &dyn ToSql,
+    cols: Vec<(&'static str, Value)>,
+) -> usize {
+    if cols.is_empty() {
+        return 0;
+    }
+    let set: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("{name} = ?{}", i + 2))
+        .collect();
+    let sql = format!("UPDATE cases SET {} WHERE {key} = ?1", set.join(", "));
+    let params: Vec<&dyn ToSql> = std::iter::once(key_val)
+        .chain(cols.iter().map(|(_, v)| v as &dyn ToSql))
+        .collect();
+    conn.prepare_cached(&sql)
+        .unwrap()
+        .execute(params.as_slice())
+        .unwrap()
+}
+
+/// The columns of `new` that differ from `old`, as (name, value).
+pub fn changed_columns(old: &CaseCols, new: CaseCols) -> Vec<(&'static str, Value)> {
+    CASE_COLS
+        .into_iter()
+        .zip(new)
+        .zip(old)
+        .filter(|((_, n), o)| n != *o)
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// Reads `CASE_COLS` from `row`, starting at column `first`.
+pub fn read_case_cols(row: &Row, first: usize) -> rusqlite::Result<CaseCols> {
+    let mut out: CaseCols = std::array::from_fn(|_| Value::Null);
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = row.get(first + i)?;
+    }
+    Ok(out)
+}
+
+/// The columns of a case held in a CRDT: `field(name)` gives the current value of each of the
+/// 12 fields (`FIELD_NAMES`; integers for `INT_FIELDS`), no mediator or rating.
+pub fn case_cols(
+    mut field: impl FnMut(&'static str) -> Value,
+    created_at: i64,
+    updated_at: i64,
+) -> CaseCols {
+    CASE_COLS.map(|c| match c {
+        "mediator" | "rating" => Value::Null,
+        "created_at" => Value::Integer(created_at),
+        "updated_at" => Value::Integer(updated_at),
+        f => field(f),
+    })
+}
+
+/// The fields stored as INTEGER columns.
+pub const INT_FIELDS: [&str; 2] = ["priority", "status"];
 
 /// Sync bookkeeping table used by all three references: per peer, `sent` = our change seq up to
 /// which everything has been offered to that peer, `recv` = the peer's change seq up to which we

@@ -224,6 +224,16 @@ impl AtSession {
         resp.text().await.unwrap()
     }
 
+    /// Continues from an answer already received; returns the last answer.
+    pub async fn run_from_first(&mut self, first: String, inputs: &[&str]) -> String {
+        let mut last = first;
+        for i in inputs {
+            assert!(last.starts_with("CON "), "session ended early: {last}");
+            last = self.hop(Some(i)).await;
+        }
+        last
+    }
+
     /// Runs hops in order; returns the last answer.
     pub async fn run(&mut self, inputs: &[&str]) -> String {
         let mut last = self.hop(None).await;
