@@ -6,6 +6,7 @@
 mod common;
 
 use common::*;
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -183,13 +184,15 @@ impl Kannel {
     }
 }
 
+/// One part of a concatenated SMS: (sequence, total, payload).
+type Part = (u8, u8, Vec<u8>);
+
 /// The SMS the fake SMSC printed ("Got message N: <from to type ...>"),
 /// concatenated parts (`udh <header> data <payload>`, a UCS-2 payload
 /// here) put back together: (to, coding, parts, text).
 fn messages(lines: &[String]) -> Vec<(String, String, usize, String)> {
     let mut whole = Vec::new();
-    let mut parts: std::collections::BTreeMap<(String, u8), Vec<(u8, u8, Vec<u8>)>> =
-        Default::default();
+    let mut parts: BTreeMap<(String, u8), Vec<Part>> = BTreeMap::new();
     for line in lines {
         let inner = line
             .split_once('<')
