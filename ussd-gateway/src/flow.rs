@@ -7,6 +7,7 @@
 //! be resumed by dialing again.
 
 use crate::config::Config;
+use crate::gateway::Sessions;
 use crate::i18n::{Arg, Catalog};
 use crate::state::GatewayDb;
 use crate::text::{self, UssdLimit};
@@ -99,6 +100,7 @@ pub struct Ctx<'a> {
     pub catalog: &'a Catalog,
     pub store: &'a mut Store,
     pub db: &'a GatewayDb,
+    pub sessions: &'a Sessions,
     pub phone: &'a str,
     pub now: u64,
 }
@@ -157,7 +159,7 @@ pub fn advance(session: &mut Session, input: &str, ctx: &mut Ctx) -> Flow<Reply>
         Step::Resume { saved } => match input {
             "1" => goto(session, ctx, *saved)?,
             "2" => {
-                ctx.db.clear_draft(ctx.phone)?;
+                ctx.sessions.clear_draft(ctx.phone);
                 goto(session, ctx, Step::Main)?
             }
             _ => render(session, ctx, Some("invalid-choice"))?,
@@ -175,7 +177,7 @@ pub fn advance(session: &mut Session, input: &str, ctx: &mut Ctx) -> Flow<Reply>
     };
     if session.step.is_request() && !reply.is_end() {
         let saved = serde_json::to_string(&session.step).expect("steps serialize");
-        ctx.db.save_draft(ctx.phone, &saved, ctx.now)?;
+        ctx.sessions.save_draft(ctx.phone, saved, ctx.now);
     }
     Ok(reply)
 }
@@ -188,7 +190,7 @@ fn goto(session: &mut Session, ctx: &mut Ctx, step: Step) -> Flow<Reply> {
 /// An unfinished request of this phone, recent enough to resume.
 fn resumable(ctx: &Ctx) -> Flow<Option<Step>> {
     let window = ctx.config.ussd.resume_window_secs * 1000;
-    let Some(saved) = ctx.db.draft(ctx.phone, ctx.now, window)? else {
+    let Some(saved) = ctx.sessions.draft(ctx.phone, ctx.now, window) else {
         return Ok(None);
     };
     Ok(serde_json::from_str(&saved).ok())
@@ -400,7 +402,7 @@ fn service(
         }
         Choice::Page(p) => goto(session, ctx, Step::Service { page: p, draft }),
         Choice::Back => {
-            ctx.db.clear_draft(ctx.phone)?;
+            ctx.sessions.clear_draft(ctx.phone);
             goto(session, ctx, Step::Main)
         }
         Choice::Invalid => render(session, ctx, Some("invalid-choice")),
@@ -445,7 +447,7 @@ fn confirm(session: &mut Session, ctx: &mut Ctx, input: &str, draft: Draft) -> F
     match input {
         "1" => file_request(session, ctx, draft),
         "2" => {
-            ctx.db.clear_draft(ctx.phone)?;
+            ctx.sessions.clear_draft(ctx.phone);
             Ok(Reply::End(ctx.catalog.text(
                 &session.lang,
                 "request-cancelled",
@@ -491,7 +493,7 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
     };
     let id = ctx.store.write(|w| w.create_case(&new))?;
     let reference = ctx.store.get_case(id)?.case.reference;
-    ctx.db.clear_draft(ctx.phone)?;
+    ctx.sessions.clear_draft(ctx.phone);
     let service_name = ctx.config.service_name(&service, &citizen_lang).to_string();
     let reply = match (&draft.citizen, &draft.mediator) {
         (Some(citizen), Some(mediator_id)) => {

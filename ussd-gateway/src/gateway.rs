@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::flow::{self, Ctx, Reply, Session};
 use crate::i18n::Catalog;
-use crate::state::{GatewayDb, SessionRow};
+use crate::state::GatewayDb;
 use guichet_core::Store;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,8 +17,81 @@ pub struct Gateway {
     /// the sync loop never holds it across the network.
     pub store: Mutex<Store>,
     pub db: Mutex<GatewayDb>,
+    pub(crate) sessions: Sessions,
     pub(crate) keywords: crate::sms::Keywords,
     limiter: RateLimiter,
+}
+
+/// USSD sessions and unfinished requests. They live for minutes, so they
+/// are kept in memory: a restart forgets them (callers start again), while
+/// cases, preferences, SMS and session outcomes are on disk.
+#[derive(Default)]
+pub struct Sessions {
+    live: Mutex<HashMap<(String, String), Live>>,
+    drafts: Mutex<HashMap<String, (String, u64)>>,
+}
+
+#[derive(Clone)]
+struct Live {
+    phone: String,
+    session: Session,
+    seen_text: String,
+    updated_at: u64,
+    finished: bool,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Sessions {
+    /// An unfinished request of this phone saved less than `window` ago.
+    pub fn draft(&self, phone: &str, now: u64, window: u64) -> Option<String> {
+        locked(&self.drafts)
+            .get(phone)
+            .filter(|(_, saved)| now.saturating_sub(*saved) <= window)
+            .map(|(state, _)| state.clone())
+    }
+
+    pub fn save_draft(&self, phone: &str, state: String, now: u64) {
+        locked(&self.drafts).insert(phone.to_string(), (state, now));
+    }
+
+    pub fn clear_draft(&self, phone: &str) {
+        locked(&self.drafts).remove(phone);
+    }
+
+    fn seen_text(&self, provider: &str, id: &str) -> Option<String> {
+        locked(&self.live)
+            .get(&(provider.to_string(), id.to_string()))
+            .map(|l| l.seen_text.clone())
+    }
+
+    /// Marks a session over; its flow if it was still going.
+    fn finish(&self, provider: &str, id: &str) -> Option<&'static str> {
+        let mut live = locked(&self.live);
+        let l = live.get_mut(&(provider.to_string(), id.to_string()))?;
+        let was_going = !l.finished;
+        l.finished = true;
+        was_going.then(|| l.session.step.flow())
+    }
+
+    /// Forgets sessions idle since before `before`, and drafts older than
+    /// `draft_before`; returns the flows of those that never finished.
+    fn expire(&self, before: u64, draft_before: u64) -> Vec<(String, String, &'static str)> {
+        let mut abandoned = Vec::new();
+        locked(&self.live).retain(|(provider, id), l| {
+            if l.updated_at >= before {
+                return true;
+            }
+            if !l.finished {
+                abandoned.push((provider.clone(), id.clone(), l.session.step.flow()));
+            }
+            false
+        });
+        locked(&self.drafts).retain(|_, (_, saved)| *saved >= draft_before);
+        abandoned
+    }
 }
 
 /// One USSD hop, as every provider's adapter hands it over.
@@ -62,6 +135,7 @@ pub fn now_ms() -> u64 {
 impl Gateway {
     pub fn new(config: Config, catalog: Catalog, store: Store, db: GatewayDb) -> Gateway {
         Gateway {
+            sessions: Sessions::default(),
             keywords: crate::sms::Keywords::new(&catalog, &config.languages),
             limiter: RateLimiter::default(),
             config,
@@ -113,19 +187,19 @@ impl Gateway {
         now: u64,
     ) -> Result<Reply, flow::FlowError> {
         let timeout = self.config.ussd.session_timeout_secs * 1000;
-        let existing = db
-            .session(hop.provider, hop.session_id)?
-            .filter(|row| {
-                !row.finished
-                    && row.phone == hop.phone
-                    && now.saturating_sub(row.updated_at) <= timeout
+        let key = (hop.provider.to_string(), hop.session_id.to_string());
+        let existing = locked(&self.sessions.live)
+            .get(&key)
+            .filter(|l| {
+                !l.finished && l.phone == hop.phone && now.saturating_sub(l.updated_at) <= timeout
             })
-            .and_then(|row| serde_json::from_str::<Session>(&row.state).ok());
+            .map(|l| l.session.clone());
         let mut ctx = Ctx {
             config: &self.config,
             catalog: &self.catalog,
             store,
             db,
+            sessions: &self.sessions,
             phone: hop.phone,
             now,
         };
@@ -141,14 +215,6 @@ impl Gateway {
             }
             (None, _) => flow::start(&mut ctx)?,
         };
-        let row = SessionRow {
-            phone: hop.phone.to_string(),
-            state: serde_json::to_string(&session).expect("sessions serialize"),
-            seen_text: hop.raw_text.to_string(),
-            updated_at: now,
-            finished: reply.is_end(),
-        };
-        db.save_session(hop.provider, hop.session_id, &row)?;
         if reply.is_end() {
             db.record_ussd_outcome(
                 hop.provider,
@@ -159,57 +225,50 @@ impl Gateway {
                 now,
             )?;
         }
+        let live = Live {
+            phone: hop.phone.to_string(),
+            session,
+            seen_text: hop.raw_text.to_string(),
+            updated_at: now,
+            finished: reply.is_end(),
+        };
+        locked(&self.sessions.live).insert(key, live);
         Ok(reply)
     }
 
     /// What was typed before, for providers that resend every input.
     pub fn seen_text(&self, provider: &str, session_id: &str) -> Option<String> {
-        let db = Self::lock(&self.db);
-        db.session(provider, session_id)
-            .ok()
-            .flatten()
-            .map(|row| row.seen_text)
+        self.sessions.seen_text(provider, session_id)
     }
 
     /// A provider says a session is over (Africa's Talking's end-of-session
     /// notification, an XML release or timeout). Counts it for the
     /// abandonment figures; the draft stays so the caller can resume.
     pub fn ussd_ended(&self, provider: &str, session_id: &str, end: SessionEnd, hops: Option<u32>) {
+        let Some(flow) = self.sessions.finish(provider, session_id) else {
+            return;
+        };
         let db = Self::lock(&self.db);
-        let result = (|| -> rusqlite::Result<()> {
-            let Some(mut row) = db.session(provider, session_id)? else {
-                return Ok(());
-            };
-            let flow = serde_json::from_str::<Session>(&row.state)
-                .map(|s| s.step.flow())
-                .unwrap_or("unknown");
-            if !row.finished {
-                row.finished = true;
-                db.save_session(provider, session_id, &row)?;
-                db.record_ussd_outcome(provider, session_id, end.as_str(), flow, hops, now_ms())?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = result {
+        if let Err(e) =
+            db.record_ussd_outcome(provider, session_id, end.as_str(), flow, hops, now_ms())
+        {
             tracing::error!(error = %e, "recording the end of a USSD session failed");
         }
     }
 
     /// Sessions the network let lapse without a word count as abandoned.
     pub fn expire_sessions(&self) {
-        let timeout = Duration::from_secs(self.config.ussd.session_timeout_secs);
-        let db = Self::lock(&self.db);
         let now = now_ms();
-        match db.expire_sessions(now.saturating_sub(timeout.as_millis() as u64)) {
-            Ok(expired) => {
-                for (provider, id, state) in expired {
-                    let flow = serde_json::from_str::<Session>(&state)
-                        .map(|s| s.step.flow())
-                        .unwrap_or("unknown");
-                    let _ = db.record_ussd_outcome(&provider, &id, "abandoned", flow, None, now);
-                }
+        let timeout = Duration::from_secs(self.config.ussd.session_timeout_secs).as_millis() as u64;
+        let window = self.config.ussd.resume_window_secs * 1000;
+        let abandoned = self
+            .sessions
+            .expire(now.saturating_sub(timeout), now.saturating_sub(window));
+        let db = Self::lock(&self.db);
+        for (provider, id, flow) in abandoned {
+            if let Err(e) = db.record_ussd_outcome(&provider, &id, "abandoned", flow, None, now) {
+                tracing::error!(error = %e, "recording an abandoned session failed");
             }
-            Err(e) => tracing::error!(error = %e, "expiring USSD sessions failed"),
         }
     }
 

@@ -117,6 +117,7 @@ impl Gateway {
             catalog: &self.catalog,
             store,
             db,
+            sessions: &self.sessions,
             phone: from,
             now: now_ms(),
         };

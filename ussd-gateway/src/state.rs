@@ -1,18 +1,13 @@
 //! The gateway's own durable state, in `gateway.db` beside its case
-//! replica: each phone's language and opt-out, USSD sessions and the drafts
-//! that let a dropped session resume, the SMS outbox, which status of each
-//! case its requester was told, and how USSD sessions ended.
+//! replica: each phone's language and opt-out, the SMS outbox, which status
+//! of each case its requester was told, and how USSD sessions ended.
+//! (Sessions themselves live in memory: see `gateway::Sessions`.)
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS phones(phone TEXT PRIMARY KEY, language TEXT, stopped INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sessions(provider TEXT NOT NULL, session_id TEXT NOT NULL, phone TEXT NOT NULL,
-  state TEXT NOT NULL, seen_text TEXT NOT NULL DEFAULT '', updated_at INTEGER NOT NULL,
-  finished INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(provider, session_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS sessions_open ON sessions(finished, updated_at);
-CREATE TABLE IF NOT EXISTS drafts(phone TEXT PRIMARY KEY, state TEXT NOT NULL, saved_at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY, event_key TEXT NOT NULL UNIQUE, phone TEXT NOT NULL,
   text TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
   provider TEXT, provider_id TEXT, last_error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
@@ -79,15 +74,6 @@ pub struct OutboxSms {
     pub last_error: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct SessionRow {
-    pub phone: String,
-    pub state: String,
-    pub seen_text: String,
-    pub updated_at: u64,
-    pub finished: bool,
-}
-
 pub struct GatewayDb {
     conn: Connection,
 }
@@ -98,7 +84,10 @@ impl GatewayDb {
     pub fn open(path: &Path) -> Res<GatewayDb> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        // NORMAL: every commit survives a crash of the process; a power cut
+        // may lose the last few (sessions, at worst an SMS in the outbox).
+        // Cases themselves live in the case store, which syncs every commit.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         // Sends interrupted by a stop: they may have left; never twice.
@@ -148,63 +137,6 @@ impl GatewayDb {
         Ok(())
     }
 
-    pub fn session(&self, provider: &str, id: &str) -> Res<Option<SessionRow>> {
-        self.conn
-            .prepare_cached(
-                "SELECT phone, state, seen_text, updated_at, finished FROM sessions
-                 WHERE provider = ?1 AND session_id = ?2",
-            )?
-            .query_row([provider, id], |r| {
-                Ok(SessionRow {
-                    phone: r.get(0)?,
-                    state: r.get(1)?,
-                    seen_text: r.get(2)?,
-                    updated_at: r.get::<_, i64>(3)? as u64,
-                    finished: r.get(4)?,
-                })
-            })
-            .optional()
-    }
-
-    pub fn save_session(&self, provider: &str, id: &str, row: &SessionRow) -> Res<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO sessions(provider, session_id, phone, state, seen_text, updated_at, finished)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
-                provider,
-                id,
-                row.phone,
-                row.state,
-                row.seen_text,
-                row.updated_at as i64,
-                row.finished
-            ])?;
-        Ok(())
-    }
-
-    /// Marks unfinished sessions idle since before `before` as over, and
-    /// returns them (provider, id, state) for the abandonment figures.
-    pub fn expire_sessions(&self, before: u64) -> Res<Vec<(String, String, String)>> {
-        let expired: Vec<(String, String, String)> = self
-            .conn
-            .prepare_cached(
-                "SELECT provider, session_id, state FROM sessions WHERE finished = 0 AND updated_at < ?1",
-            )?
-            .query_map([before as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Res<_>>()?;
-        self.conn
-            .prepare_cached(
-                "UPDATE sessions SET finished = 1 WHERE finished = 0 AND updated_at < ?1",
-            )?
-            .execute([before as i64])?;
-        self.conn
-            .prepare_cached("DELETE FROM sessions WHERE finished = 1 AND updated_at < ?1")?
-            .execute([before.saturating_sub(86_400_000) as i64])?;
-        Ok(expired)
-    }
-
     pub fn record_ussd_outcome(
         &self,
         provider: &str,
@@ -233,32 +165,6 @@ impl GatewayDb {
             )?
             .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
             .collect()
-    }
-
-    /// An unfinished request saved less than `window` ago.
-    pub fn draft(&self, phone: &str, now: u64, window: u64) -> Res<Option<String>> {
-        self.conn
-            .prepare_cached("SELECT state FROM drafts WHERE phone = ?1 AND saved_at >= ?2")?
-            .query_row(params![phone, now.saturating_sub(window) as i64], |r| {
-                r.get(0)
-            })
-            .optional()
-    }
-
-    pub fn save_draft(&self, phone: &str, state: &str, now: u64) -> Res<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT OR REPLACE INTO drafts(phone, state, saved_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![phone, state, now as i64])?;
-        Ok(())
-    }
-
-    pub fn clear_draft(&self, phone: &str) -> Res<()> {
-        self.conn
-            .prepare_cached("DELETE FROM drafts WHERE phone = ?1")?
-            .execute([phone])?;
-        Ok(())
     }
 
     /// Queues an SMS for an event; false if that event already has one.
@@ -527,12 +433,9 @@ mod tests {
     }
 
     #[test]
-    fn drafts_expire_and_preferences_persist() {
+    fn preferences_persist() {
         let dir = tempfile::TempDir::new().unwrap();
         let db = GatewayDb::open(&dir.path().join("gateway.db")).unwrap();
-        db.save_draft("+2217", "{}", 1_000).unwrap();
-        assert!(db.draft("+2217", 1_500, 600).unwrap().is_some());
-        assert!(db.draft("+2217", 2_000, 600).unwrap().is_none());
         db.set_language("+2217", "wo").unwrap();
         db.set_stopped("+2217", true).unwrap();
         assert_eq!(db.language("+2217").unwrap().as_deref(), Some("wo"));
