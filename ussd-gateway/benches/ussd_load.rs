@@ -33,14 +33,17 @@ impl Drop for Child {
 
 fn start_bare(dir: &std::path::Path) -> (Child, String) {
     let port_file = dir.join("bare.port");
-    let child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--bare", port_file.to_str().unwrap()])
-        .spawn()
-        .unwrap();
+    // Waited for when the guard drops.
+    let child = Child(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--bare", port_file.to_str().unwrap()])
+            .spawn()
+            .unwrap(),
+    );
     for _ in 0..200 {
         if let Ok(port) = std::fs::read_to_string(&port_file) {
             if !port.is_empty() {
-                return (Child(child), format!("http://127.0.0.1:{port}/ussd"));
+                return (child, format!("http://127.0.0.1:{port}/ussd"));
             }
         }
         std::thread::sleep(Duration::from_millis(25));
