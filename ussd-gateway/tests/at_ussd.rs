@@ -360,3 +360,48 @@ async fn the_xml_dialect_serves_the_same_menus() {
     let (status, _) = send(hop(7, "")).await;
     assert_eq!(status, 400, "unknown type");
 }
+
+#[test]
+fn measure_tells_what_a_text_costs() {
+    let run = |text: &str| -> serde_json::Value {
+        let out = std::process::Command::new(BIN)
+            .args(["measure", text])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let euro = format!("{}€{}", "a".repeat(152), "b".repeat(152));
+    let m = run(&euro);
+    assert_eq!(m["encoding"], "gsm7");
+    assert_eq!(m["units"], 306);
+    assert_eq!(
+        m["segments"].as_array().unwrap().len(),
+        3,
+        "an escape pair is never split"
+    );
+    let wolof = run("Guichet: yónnee TOPP");
+    assert_eq!(
+        (wolof["encoding"].as_str(), wolof["fits_ussd"].as_bool()),
+        (Some("ucs2"), Some(true))
+    );
+}
+
+#[test]
+fn sigterm_stops_the_gateway_gracefully() {
+    let dir = TempDir::new().unwrap();
+    let text = config(
+        &dir.path().join("data"),
+        "http://127.0.0.1:9",
+        "standalone_replica = 999",
+    );
+    let mut gw = Gateway::start(&text, dir.path());
+    let pid = gw.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(gw.child.wait().unwrap().success());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(gw.log_text().contains("stopped"));
+}

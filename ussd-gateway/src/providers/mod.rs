@@ -171,6 +171,40 @@ mod tests {
     }
 
     #[test]
+    fn callbacks_need_the_secret_and_an_allowed_address() {
+        let open = CallbackAuth {
+            secret: "s3cret".into(),
+            allowed_ips: vec![],
+        };
+        let peer: SocketAddr = "196.201.214.10:4000".parse().unwrap();
+        assert!(authorized(&open, "s3cret", Some(peer)));
+        assert!(!authorized(&open, "s3cre", Some(peer)));
+        assert!(!authorized(&open, "s3cret!", None));
+        let listed = CallbackAuth {
+            secret: "s3cret".into(),
+            allowed_ips: vec![peer.ip()],
+        };
+        assert!(authorized(&listed, "s3cret", Some(peer)));
+        assert!(!authorized(
+            &listed,
+            "s3cret",
+            Some("127.0.0.1:1".parse().unwrap())
+        ));
+        assert!(
+            !authorized(&listed, "s3cret", None),
+            "no known address: refused"
+        );
+        let empty = CallbackAuth {
+            secret: String::new(),
+            allowed_ips: vec![],
+        };
+        assert!(
+            !authorized(&empty, "", None),
+            "an empty secret protects nothing"
+        );
+    }
+
+    #[test]
     fn numbers_become_e164() {
         assert_eq!(e164("221771234567").as_deref(), Some("+221771234567"));
         assert_eq!(e164("+254712345678").as_deref(), Some("+254712345678"));
