@@ -68,7 +68,7 @@ async fn measured_sync(proxy: &(String, Arc<AtomicU64>), device: &mut Device) ->
 async fn main() {
     let dir = tempfile::TempDir::new().unwrap();
     let data = dir.path().join("server");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = start_server(&data, "127.0.0.1:0");
     let proxy = counting_proxy(server.addr).await;
     let url = proxy.0.clone();
     let mut gateway = enrol(&data, dir.path(), "gateway", "intake", &[]);

@@ -38,7 +38,7 @@ fn all_cases(store: &Store) -> Vec<guichet_core::CaseDetail> {
 async fn offline_edits_on_three_tablets_converge() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("server");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = start_server(&data, "127.0.0.1:0");
     let mut gateway = enrol(&data, dir.path(), "gateway", "intake", &[]);
     let mut tablets: Vec<Device> = (0..3)
         .map(|i| {
@@ -102,7 +102,7 @@ async fn offline_edits_on_three_tablets_converge() {
 async fn a_server_killed_mid_sync_loses_nothing_and_the_client_finishes() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("server");
-    let mut server = Server::start(&data, "127.0.0.1:0");
+    let mut server = start_server(&data, "127.0.0.1:0");
     let addr = server.addr.to_string();
     let url = server.url();
     let mut tablet = enrol(&data, dir.path(), "agent-1", "tablet", &["unit-a"]);
@@ -126,7 +126,7 @@ async fn a_server_killed_mid_sync_loses_nothing_and_the_client_finishes() {
         tokio::time::sleep(Duration::from_millis(400)).await;
         server.kill();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Server::start(&data, &addr)
+        start_server(&data, &addr)
     });
     let report = client.sync(&mut tablet.store, |_| {}).await.unwrap();
     let server = killer.await.unwrap();
@@ -191,7 +191,7 @@ async fn cutting_proxy(
 async fn a_large_first_sync_cut_mid_transfer_resumes_where_it_stopped() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("server");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = start_server(&data, "127.0.0.1:0");
     let mut gateway = enrol(&data, dir.path(), "gateway", "intake", &[]);
     gateway
         .store
@@ -242,7 +242,7 @@ async fn a_large_first_sync_cut_mid_transfer_resumes_where_it_stopped() {
 async fn a_tablet_sees_and_changes_only_its_units_cases() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("server");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = start_server(&data, "127.0.0.1:0");
     let mut gateway = enrol(&data, dir.path(), "gateway", "intake", &[]);
     gateway
         .store
@@ -312,7 +312,7 @@ async fn post(url: &str, headers: &[(&'static str, String)], body: Vec<u8>) -> (
 async fn forged_replayed_revoked_and_malformed_requests_are_refused() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("server");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = start_server(&data, "127.0.0.1:0");
     let url = server.url();
     let tablet = enrol(&data, dir.path(), "agent-1", "tablet", &["unit-a"]);
     let body = wire::encode_message(&SyncRequest::new(0, vec![], 10));
@@ -358,7 +358,7 @@ async fn forged_replayed_revoked_and_malformed_requests_are_refused() {
 async fn a_device_with_a_wrong_clock_is_corrected_by_the_server() {
     let dir = TempDir::new().unwrap();
     let data = dir.path().join("server");
-    let server = Server::start(&data, "127.0.0.1:0");
+    let server = start_server(&data, "127.0.0.1:0");
     let mut tablet = enrol(&data, dir.path(), "agent-1", "tablet", &["unit-a"]);
     let path = tablet.store.path().to_path_buf();
     let replica = tablet.replica;
@@ -375,7 +375,7 @@ async fn a_device_with_a_wrong_clock_is_corrected_by_the_server() {
 #[test]
 fn sigterm_stops_the_server_gracefully() {
     let dir = TempDir::new().unwrap();
-    let mut server = Server::start(&dir.path().join("server"), "127.0.0.1:0");
+    let mut server = start_server(&dir.path().join("server"), "127.0.0.1:0");
     let pid = server.child.id().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])

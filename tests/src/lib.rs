@@ -69,6 +69,11 @@ impl Process {
         format!("http://{}", self.addr)
     }
 
+    /// The URL of `path` on this process.
+    pub fn at(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }

@@ -24,7 +24,7 @@ async fn start() -> (
     let dir = TempDir::new().unwrap();
     let (fake, sent) = fake_africastalking().await;
     let text = config(&dir.path().join("data"), &fake, "standalone_replica = 999");
-    let gw = Gateway::start(&text, dir.path());
+    let gw = start_gateway(&text, dir.path());
     (dir, gw, sent)
 }
 
@@ -220,7 +220,7 @@ async fn delivery_reports_update_the_outbox() {
     file_request(&gw, "+221771112233", "s1").await;
     wait_for_sms(&sent, 1).await;
     let health = || async {
-        reqwest::get(gw.url("/health"))
+        reqwest::get(gw.at("/health"))
             .await
             .unwrap()
             .json::<serde_json::Value>()
@@ -240,7 +240,7 @@ async fn delivery_reports_update_the_outbox() {
         ("networkCode", "63902"),
     ];
     let status = reqwest::Client::new()
-        .post(gw.url(&format!("/at/{SECRET}/dlr")))
+        .post(gw.at(&format!("/at/{SECRET}/dlr")))
         .form(&form)
         .send()
         .await
@@ -266,7 +266,7 @@ async fn bad_input_gets_a_clean_answer_and_strangers_learn_nothing() {
                 .as_u16()
         }
     };
-    let ussd = gw.url(&format!("/at/{SECRET}/ussd"));
+    let ussd = gw.at(&format!("/at/{SECRET}/ussd"));
     let ok_form = |text: String| {
         vec![
             ("sessionId", "x".to_string()),
@@ -275,7 +275,7 @@ async fn bad_input_gets_a_clean_answer_and_strangers_learn_nothing() {
         ]
     };
     assert_eq!(
-        post(gw.url("/at/wrong-secret/ussd"), ok_form(String::new())).await,
+        post(gw.at("/at/wrong-secret/ussd"), ok_form(String::new())).await,
         404
     );
     assert_eq!(
@@ -332,7 +332,7 @@ async fn bad_input_gets_a_clean_answer_and_strangers_learn_nothing() {
 #[tokio::test]
 async fn the_xml_dialect_serves_the_same_menus() {
     let (_dir, gw, _sent) = start().await;
-    let url = gw.url(&format!("/xml/{SECRET}/ussd"));
+    let url = gw.at(&format!("/xml/{SECRET}/ussd"));
     let http = reqwest::Client::new();
     let hop = |kind: u8, msg: &str| {
         format!("<ussd><msisdn>221771112233</msisdn><sessionid>X1</sessionid><type>{kind}</type><msg>{msg}</msg></ussd>")
@@ -395,7 +395,7 @@ fn sigterm_stops_the_gateway_gracefully() {
         "http://127.0.0.1:9",
         "standalone_replica = 999",
     );
-    let mut gw = Gateway::start(&text, dir.path());
+    let mut gw = start_gateway(&text, dir.path());
     let pid = gw.child.id().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])

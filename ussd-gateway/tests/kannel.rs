@@ -288,7 +288,7 @@ async fn sms_through_the_real_kannel_in_gsm7_and_ucs2() {
     )
     .replace("provider = \"africastalking\"", "provider = \"kannel\"")
         + &kannel_section;
-    let gw = Gateway::start(&text, dir.path());
+    let gw = start_gateway(&text, dir.path());
     let mut kannel = start_kannel(dir.path(), &ports);
 
     // A request filed by USSD: its SMS leaves through Kannel's sendsms.
@@ -314,7 +314,7 @@ async fn sms_through_the_real_kannel_in_gsm7_and_ucs2() {
     // Kannel reports delivery (types 8 then 1): the outbox follows.
     let mut delivered = false;
     for _ in 0..100 {
-        let health: serde_json::Value = reqwest::get(gw.url("/health"))
+        let health: serde_json::Value = reqwest::get(gw.at("/health"))
             .await
             .unwrap()
             .json()

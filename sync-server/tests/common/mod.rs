@@ -4,76 +4,23 @@
 use guichet_core::sync::client::{ClientOptions, SyncClient};
 use guichet_core::sync::signing::DeviceKey;
 use guichet_core::{Channel, NewCase, Priority, Status, Store};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+pub use guichet_e2e::Process;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_guichet-sync-server");
 
-pub struct Server {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub data_dir: PathBuf,
-    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
+/// The server as a real process (`guichet_e2e::Process`).
+pub type Server = Process;
 
-impl Server {
-    /// Starts the server and waits for its "listening" line.
-    pub fn start(data_dir: &Path, listen: &str) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["--listen", listen, "--data-dir"])
-            .arg(data_dir)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let addr = line[at + "listening on http://".len()..].trim().to_string();
-                    let _ = tx.send(addr);
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server says where it listens")
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            data_dir: data_dir.to_path_buf(),
-            log,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Starts the server and waits for its "listening" line.
+pub fn start_server(data_dir: &Path, listen: &str) -> Server {
+    let mut command = Command::new(BIN);
+    command
+        .args(["--listen", listen, "--data-dir"])
+        .arg(data_dir);
+    Process::start(command)
 }
 
 /// Runs a subcommand of the server binary (enrol, revoke, devices).

@@ -3,10 +3,9 @@
 //! speak each provider's wire format.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+pub use guichet_e2e::Process;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -72,58 +71,16 @@ secret = "{SECRET}"
     )
 }
 
-pub struct Gateway {
-    pub child: Child,
-    pub addr: SocketAddr,
-    pub log: Arc<Mutex<Vec<String>>>,
-}
+/// The gateway as a real process (`guichet_e2e::Process`).
+pub type Gateway = Process;
 
-impl Gateway {
-    pub fn start(config_text: &str, dir: &Path) -> Gateway {
-        let path = dir.join("gateway.toml");
-        std::fs::write(&path, config_text).unwrap();
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let _ = tx.send(line[at + 20..].trim().to_string());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the gateway says where it listens")
-            .parse()
-            .unwrap();
-        Gateway { child, addr, log }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Writes the configuration beside the data and starts the gateway.
+pub fn start_gateway(config_text: &str, dir: &Path) -> Gateway {
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let mut command = Command::new(BIN);
+    command.arg("--config").arg(&path);
+    Process::start(command)
 }
 
 /// What the fake messaging API received: the form fields and the apiKey header.
@@ -195,7 +152,7 @@ impl AtSession {
     pub fn new(gw: &Gateway, id: &str, phone: &str) -> AtSession {
         AtSession {
             http: reqwest::Client::new(),
-            url: gw.url(&format!("/at/{SECRET}/ussd")),
+            url: gw.at(&format!("/at/{SECRET}/ussd")),
             id: id.into(),
             phone: phone.into(),
             inputs: Vec::new(),
@@ -263,7 +220,7 @@ pub async fn at_sms(gw: &Gateway, from: &str, text: &str, id: &str) -> u16 {
         ("linkId", ""),
     ];
     reqwest::Client::new()
-        .post(gw.url(&format!("/at/{SECRET}/sms")))
+        .post(gw.at(&format!("/at/{SECRET}/sms")))
         .form(&form)
         .send()
         .await
