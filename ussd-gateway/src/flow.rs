@@ -7,7 +7,7 @@
 //! be resumed by dialing again.
 
 use crate::config::Config;
-use crate::gateway::Sessions;
+use crate::gateway::{Filing, Sessions};
 use crate::i18n::{Arg, Catalog};
 use crate::state::GatewayDb;
 use crate::text::{self, UssdLimit};
@@ -15,6 +15,7 @@ use guichet_core::{
     reference, CaseId, CaseQuery, Channel, Error as CoreError, NewCase, Priority, Status, Store,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::{Mutex, MutexGuard};
 
 /// What the phone shows next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,13 +95,16 @@ impl Step {
     }
 }
 
-/// Everything a screen may need.
+/// Everything a screen may need. The store and the gateway's state are
+/// locked statement by statement, so hops that only show a menu run side
+/// by side.
 pub struct Ctx<'a> {
     pub config: &'a Config,
     pub catalog: &'a Catalog,
-    pub store: &'a mut Store,
-    pub db: &'a GatewayDb,
+    pub store: &'a Mutex<Store>,
+    pub db: &'a Mutex<GatewayDb>,
     pub sessions: &'a Sessions,
+    pub filing: &'a Filing,
     pub phone: &'a str,
     pub now: u64,
 }
@@ -123,7 +127,7 @@ const MAX_PIN_TRIES: u8 = 3;
 
 /// The first screen of a new session.
 pub fn start(ctx: &mut Ctx) -> Flow<(Session, Reply)> {
-    let saved_lang = ctx.db.language(ctx.phone)?;
+    let saved_lang = ctx.db().language(ctx.phone)?;
     let lang = saved_lang
         .clone()
         .unwrap_or_else(|| ctx.config.default_language.clone());
@@ -351,7 +355,7 @@ fn language(
     match choose(input, codes.len(), page, list_pages(session, ctx)?) {
         Choice::Item(i) => {
             session.lang = codes[i].clone();
-            ctx.db.set_language(ctx.phone, &session.lang)?;
+            ctx.db().set_language(ctx.phone, &session.lang)?;
             let next = match resumable(ctx)? {
                 Some(saved) if first => Step::Resume {
                     saved: Box::new(saved),
@@ -472,7 +476,7 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
     };
     let (requester, channel, citizen_lang) = match &draft.citizen {
         Some(citizen) => {
-            let theirs = ctx.db.language(citizen)?.unwrap_or_else(|| lang.clone());
+            let theirs = ctx.db().language(citizen)?.unwrap_or_else(|| lang.clone());
             (citizen.clone(), Channel::Mediator, theirs)
         }
         None => (ctx.phone.to_string(), Channel::Ussd, lang.clone()),
@@ -491,8 +495,7 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
         description: draft.description.clone().unwrap_or_default(),
         status: Status::Received,
     };
-    let id = ctx.store.write(|w| w.create_case(&new))?;
-    let reference = ctx.store.get_case(id)?.case.reference;
+    let (id, reference) = ctx.filing.file(ctx.store, new)?;
     ctx.sessions.clear_draft(ctx.phone);
     let service_name = ctx.config.service_name(&service, &citizen_lang).to_string();
     let reply = match (&draft.citizen, &draft.mediator) {
@@ -514,7 +517,7 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
                     ("no", Arg::Str(&no)),
                 ],
             );
-            ctx.db
+            ctx.db()
                 .enqueue_sms(&format!("consent:{id}"), citizen, &sms, ctx.now)?;
             ctx.catalog.text(
                 &lang,
@@ -534,7 +537,7 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
                     ("service", Arg::Str(&service_name)),
                 ],
             );
-            ctx.db
+            ctx.db()
                 .enqueue_sms(&format!("created:{id}"), &requester, &sms, ctx.now)?;
             ctx.catalog.text(
                 &lang,
@@ -551,7 +554,7 @@ fn track(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
     let lang = session.lang.clone();
     let found = match reference::parse(input) {
         Err(_) => return render(session, ctx, Some("reference-invalid")),
-        Ok(r) => ctx.store.find_by_reference(&r),
+        Ok(r) => ctx.store().find_by_reference(&r),
     };
     match found {
         Ok(case) => Ok(Reply::End(status_message(
@@ -664,7 +667,7 @@ fn rate_ask(
             &[],
         )));
     };
-    match ctx.store.write(|w| w.rate(id, rating)) {
+    match ctx.store().write(|w| w.rate(id, rating)) {
         Ok(()) => Ok(Reply::End(ctx.catalog.text(
             &session.lang,
             "rate-thanks",
@@ -763,7 +766,7 @@ fn own_cases(ctx: &Ctx, to_rate: bool) -> Flow<Vec<guichet_core::Case>> {
         limit: 100,
         ..CaseQuery::default()
     };
-    let cases = ctx.store.list_cases(&query)?;
+    let cases = ctx.store().list_cases(&query)?;
     Ok(cases
         .into_iter()
         .filter(|c| !to_rate || (c.status.is_done() && c.rating.is_none()))
@@ -780,6 +783,14 @@ fn language_names(ctx: &Ctx) -> Vec<String> {
 }
 
 impl Ctx<'_> {
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn db(&self) -> MutexGuard<'_, GatewayDb> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn catalog_languages(&self) -> Vec<String> {
         self.catalog
             .languages()

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::flow::{self, Ctx, Reply, Session};
 use crate::i18n::Catalog;
 use crate::state::GatewayDb;
-use guichet_core::Store;
+use guichet_core::{CaseId, NewCase, Store};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -18,8 +18,67 @@ pub struct Gateway {
     pub store: Mutex<Store>,
     pub db: Mutex<GatewayDb>,
     pub(crate) sessions: Sessions,
+    pub(crate) filing: Filing,
     pub(crate) keywords: crate::sms::Keywords,
     limiter: RateLimiter,
+}
+
+/// New requests waiting to be stored. Each filing joins the queue; whoever
+/// takes the store lock next stores every queued request in one
+/// transaction (one fsync) and hands each its result. While one commit
+/// waits on the disk, the next batch gathers: group commit, no extra thread.
+#[derive(Default)]
+pub struct Filing {
+    queue: Mutex<Vec<Pending>>,
+}
+
+type Filed = Result<(CaseId, String), guichet_core::Error>;
+type Pending = (NewCase, std::sync::mpsc::Sender<Filed>);
+
+impl Filing {
+    /// Stores a new case durably; returns its id and reference.
+    pub fn file(&self, store: &Mutex<Store>, new: NewCase) -> Filed {
+        let (tx, rx) = std::sync::mpsc::channel();
+        locked(&self.queue).push((new, tx));
+        {
+            let mut store = locked(store);
+            let batch = std::mem::take(&mut *locked(&self.queue));
+            if !batch.is_empty() {
+                store_batch(&mut store, batch);
+            }
+        }
+        rx.recv().unwrap_or_else(|_| {
+            Err(guichet_core::Error::InvalidInput(
+                "filing interrupted".into(),
+            ))
+        })
+    }
+}
+
+/// One transaction for the whole batch; if it fails, each request alone, so
+/// that one bad request never costs the others theirs.
+fn store_batch(store: &mut Store, batch: Vec<Pending>) {
+    let together = store.write(|w| {
+        batch
+            .iter()
+            .map(|(new, _)| w.create_case(new))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match together {
+        Ok(ids) => {
+            for ((_, tx), id) in batch.into_iter().zip(ids) {
+                let _ = tx.send(store.case(id).map(|c| (id, c.reference)));
+            }
+        }
+        Err(_) => {
+            for (new, tx) in batch {
+                let one = store
+                    .write(|w| w.create_case(&new))
+                    .and_then(|id| store.case(id).map(|c| (id, c.reference)));
+                let _ = tx.send(one);
+            }
+        }
+    }
 }
 
 /// USSD sessions and unfinished requests. They live for minutes, so they
@@ -136,6 +195,7 @@ impl Gateway {
     pub fn new(config: Config, catalog: Catalog, store: Store, db: GatewayDb) -> Gateway {
         Gateway {
             sessions: Sessions::default(),
+            filing: Filing::default(),
             keywords: crate::sms::Keywords::new(&catalog, &config.languages),
             limiter: RateLimiter::default(),
             config,
@@ -168,24 +228,17 @@ impl Gateway {
             let lang = lang_of(&Self::lock(&self.db));
             return Reply::End(self.catalog.text(&lang, "too-many-attempts", &[]));
         }
-        let mut store = Self::lock(&self.store);
-        let db = Self::lock(&self.db);
-        match self.ussd_locked(hop, &mut store, &db, now) {
+        match self.ussd_hop(hop, now) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(provider = hop.provider, error = %e, "USSD hop failed");
-                Reply::End(self.catalog.text(&lang_of(&db), "service-unavailable", &[]))
+                let lang = lang_of(&Self::lock(&self.db));
+                Reply::End(self.catalog.text(&lang, "service-unavailable", &[]))
             }
         }
     }
 
-    fn ussd_locked(
-        &self,
-        hop: &Hop<'_>,
-        store: &mut Store,
-        db: &GatewayDb,
-        now: u64,
-    ) -> Result<Reply, flow::FlowError> {
+    fn ussd_hop(&self, hop: &Hop<'_>, now: u64) -> Result<Reply, flow::FlowError> {
         let timeout = self.config.ussd.session_timeout_secs * 1000;
         let key = (hop.provider.to_string(), hop.session_id.to_string());
         let existing = locked(&self.sessions.live)
@@ -197,9 +250,10 @@ impl Gateway {
         let mut ctx = Ctx {
             config: &self.config,
             catalog: &self.catalog,
-            store,
-            db,
+            store: &self.store,
+            db: &self.db,
             sessions: &self.sessions,
+            filing: &self.filing,
             phone: hop.phone,
             now,
         };
@@ -216,7 +270,7 @@ impl Gateway {
             (None, _) => flow::start(&mut ctx)?,
         };
         if reply.is_end() {
-            db.record_ussd_outcome(
+            Self::lock(&self.db).record_ussd_outcome(
                 hop.provider,
                 hop.session_id,
                 "completed",
@@ -313,6 +367,58 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_case(phone: &str) -> NewCase {
+        NewCase {
+            service: "sante".into(),
+            requester_phone: phone.into(),
+            requester_name: String::new(),
+            requester_language: "wo".into(),
+            locality: "Pire".into(),
+            channel: guichet_core::Channel::Ussd,
+            mediator: None,
+            unit: "unit-01".into(),
+            assignee: None,
+            priority: guichet_core::Priority::Normal,
+            description: String::new(),
+            status: guichet_core::Status::Received,
+        }
+    }
+
+    #[test]
+    fn concurrent_filings_are_stored_together_and_a_bad_one_costs_no_one_else() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Mutex::new(Store::open(dir.path().join("cases.db"), 999).unwrap());
+        let filing = Filing::default();
+        let results: Vec<Filed> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..24)
+                .map(|i| {
+                    let (store, filing) = (&store, &filing);
+                    scope.spawn(move || {
+                        let phone = if i == 7 {
+                            "not a phone".to_string()
+                        } else {
+                            format!("+2217700000{i:02}")
+                        };
+                        filing.file(store, new_case(&phone))
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results[7].is_err(), "the invalid request is refused");
+        let filed: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(filed.len(), 23);
+        let mut references: Vec<&String> = filed.iter().map(|(_, r)| r).collect();
+        references.sort();
+        references.dedup();
+        assert_eq!(references.len(), 23, "every filing got its own reference");
+        let store = locked(&store);
+        assert_eq!(store.count_cases().unwrap(), 23);
+        for (id, reference) in filed {
+            assert_eq!(&store.case(*id).unwrap().reference, reference);
+        }
+    }
 
     #[test]
     fn a_phone_is_limited_and_recovers() {

@@ -82,9 +82,7 @@ impl Gateway {
         if !self.allow_sms(from) {
             return None;
         }
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        match self.sms_locked(from, text, &mut store, &db) {
+        match self.sms_reply(from, text) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(error = %e, "SMS handling failed");
@@ -93,16 +91,20 @@ impl Gateway {
         }
     }
 
-    fn sms_locked(
-        &self,
-        from: &str,
-        text: &str,
-        store: &mut Store,
-        db: &GatewayDb,
-    ) -> Result<Option<String>, flow::FlowError> {
+    fn sms_reply(&self, from: &str, text: &str) -> Result<Option<String>, flow::FlowError> {
         let words: Vec<&str> = text.split_whitespace().collect();
         let first = words.first().map(|w| fold(w)).unwrap_or_default();
-        let saved = db.language(from)?;
+        let ctx = Ctx {
+            config: &self.config,
+            catalog: &self.catalog,
+            store: &self.store,
+            db: &self.db,
+            sessions: &self.sessions,
+            filing: &self.filing,
+            phone: from,
+            now: now_ms(),
+        };
+        let saved = ctx.db().language(from)?;
         let (command, args) = match self.keywords.find(&first) {
             Some((command, _)) => (Some(command), &words[1..]),
             None if reference::parse(&words.concat()).is_ok() => (Some(Command::Track), &words[..]),
@@ -112,15 +114,6 @@ impl Gateway {
         let lang = saved
             .or(keyword_lang)
             .unwrap_or_else(|| self.config.default_language.clone());
-        let ctx = Ctx {
-            config: &self.config,
-            catalog: &self.catalog,
-            store,
-            db,
-            sessions: &self.sessions,
-            phone: from,
-            now: now_ms(),
-        };
         let reference_arg = args.first().copied().unwrap_or_default();
         let reply = match command {
             Some(Command::Track) => self.sms_track(&ctx, &lang, &args.concat())?,
@@ -128,12 +121,12 @@ impl Gateway {
                 self.sms_rate(ctx, &lang, reference_arg, args.get(1).copied())?
             }
             Some(Command::Stop) => {
-                db.set_stopped(from, true)?;
+                ctx.db().set_stopped(from, true)?;
                 let keyword = self.catalog.text(&lang, "keyword-yes", &[]);
                 self.sms_text(&lang, "sms-stopped", &[("keyword", Arg::Str(&keyword))])
             }
             Some(Command::Yes) if args.is_empty() => {
-                db.set_stopped(from, false)?;
+                ctx.db().set_stopped(from, false)?;
                 self.help(&lang)
             }
             Some(Command::Yes) | Some(Command::No) => {
@@ -167,7 +160,7 @@ impl Gateway {
                 &[("reference", Arg::Str(typed))],
             ));
         };
-        match ctx.store.find_by_reference(&reference) {
+        match ctx.store().find_by_reference(&reference) {
             Ok(case) => Ok(flow::status_message(ctx, lang, &case, "sms", |id, args| {
                 self.sms_text(lang, id, args)
             })),
@@ -194,7 +187,7 @@ impl Gateway {
         let (Ok(reference), Some(rating)) = (reference::parse(typed), rating) else {
             return Ok(self.help(lang));
         };
-        let case = match ctx.store.find_by_reference(&reference) {
+        let case = match ctx.store().find_by_reference(&reference) {
             Ok(case) if case.requester_phone == ctx.phone => case,
             Ok(_) | Err(guichet_core::Error::NotFound(_)) => {
                 return Ok(self.sms_text(
@@ -205,7 +198,7 @@ impl Gateway {
             }
             Err(e) => return Err(e.into()),
         };
-        match ctx.store.write(|w| w.rate(case.id, rating)) {
+        match ctx.store().write(|w| w.rate(case.id, rating)) {
             Ok(()) => Ok(self.sms_text(lang, "sms-rated", &[("reference", Arg::Str(&reference))])),
             Err(guichet_core::Error::InvalidInput(_)) => Ok(flow::status_message(
                 &ctx,
@@ -229,7 +222,7 @@ impl Gateway {
         let Ok(reference) = reference::parse(typed) else {
             return Ok(self.help(lang));
         };
-        let case = match ctx.store.find_by_reference(&reference) {
+        let case = match ctx.store().find_by_reference(&reference) {
             Ok(case) if case.requester_phone == ctx.phone && case.mediator.is_some() => case,
             Ok(_) | Err(guichet_core::Error::NotFound(_)) => {
                 return Ok(self.sms_text(
@@ -241,7 +234,7 @@ impl Gateway {
             Err(e) => return Err(e.into()),
         };
         let reply = if yes {
-            ctx.store.write(|w| {
+            ctx.store().write(|w| {
                 w.add_event(
                     case.id,
                     EventKind::Contact,
@@ -250,7 +243,7 @@ impl Gateway {
             })?;
             "sms-consent-confirmed"
         } else {
-            ctx.store.write(|w| {
+            ctx.store().write(|w| {
                 w.add_event(
                     case.id,
                     EventKind::Contact,
