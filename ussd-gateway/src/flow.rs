@@ -105,6 +105,8 @@ pub struct Ctx<'a> {
     pub db: &'a Mutex<GatewayDb>,
     pub sessions: &'a Sessions,
     pub filing: &'a Filing,
+    /// The languages offered (code, own name), in menu order.
+    pub languages: &'a [(String, String)],
     pub phone: &'a str,
     pub now: u64,
 }
@@ -334,6 +336,16 @@ pub fn render(session: &mut Session, ctx: &mut Ctx, notice: Option<&str>) -> Flo
     })
 }
 
+/// How many pages the current list takes, worked out only when the caller
+/// turns the page (the one input that needs it).
+fn pages_if_turning(input: &str, session: &Session, ctx: &Ctx) -> Flow<usize> {
+    if input == MORE {
+        list_pages(session, ctx)
+    } else {
+        Ok(1)
+    }
+}
+
 /// How many pages the current step's list takes.
 fn list_pages(session: &Session, ctx: &Ctx) -> Flow<usize> {
     Ok(match content(session, ctx)? {
@@ -352,7 +364,12 @@ fn language(
     first: bool,
 ) -> Flow<Reply> {
     let codes = ctx.catalog_languages();
-    match choose(input, codes.len(), page, list_pages(session, ctx)?) {
+    match choose(
+        input,
+        codes.len(),
+        page,
+        pages_if_turning(input, session, ctx)?,
+    ) {
         Choice::Item(i) => {
             session.lang = codes[i].clone();
             ctx.db().set_language(ctx.phone, &session.lang)?;
@@ -398,7 +415,7 @@ fn service(
     mut draft: Draft,
 ) -> Flow<Reply> {
     let count = ctx.config.services.len();
-    let pages = list_pages(session, ctx)?;
+    let pages = pages_if_turning(input, session, ctx)?;
     match choose(input, count, page, pages) {
         Choice::Item(i) => {
             draft.service = Some(ctx.config.services[i].id.clone());
@@ -426,7 +443,7 @@ fn locality(
         .into_iter()
         .map(String::from)
         .collect();
-    let pages = list_pages(session, ctx)?;
+    let pages = pages_if_turning(input, session, ctx)?;
     match choose(input, localities.len(), page, pages) {
         Choice::Item(i) => {
             draft.locality = Some(localities[i].clone());
@@ -614,7 +631,7 @@ pub fn status_text(catalog: &Catalog, lang: &str, status: Status) -> String {
 
 fn mine(session: &mut Session, ctx: &mut Ctx, input: &str, page: usize) -> Flow<Reply> {
     let cases = own_cases(ctx, false)?;
-    let pages = list_pages(session, ctx)?;
+    let pages = pages_if_turning(input, session, ctx)?;
     match choose(input, cases.len(), page, pages) {
         Choice::Item(i) => {
             let lang = session.lang.clone();
@@ -634,7 +651,7 @@ fn mine(session: &mut Session, ctx: &mut Ctx, input: &str, page: usize) -> Flow<
 
 fn rate_choose(session: &mut Session, ctx: &mut Ctx, input: &str, page: usize) -> Flow<Reply> {
     let cases = own_cases(ctx, true)?;
-    let pages = list_pages(session, ctx)?;
+    let pages = pages_if_turning(input, session, ctx)?;
     match choose(input, cases.len(), page, pages) {
         Choice::Item(i) => {
             let next = Step::RateAsk {
@@ -774,12 +791,7 @@ fn own_cases(ctx: &Ctx, to_rate: bool) -> Flow<Vec<guichet_core::Case>> {
 }
 
 fn language_names(ctx: &Ctx) -> Vec<String> {
-    ctx.catalog
-        .languages()
-        .into_iter()
-        .filter(|(code, _)| ctx.config.languages.contains(code))
-        .map(|(_, name)| name)
-        .collect()
+    ctx.languages.iter().map(|(_, name)| name.clone()).collect()
 }
 
 impl Ctx<'_> {
@@ -792,11 +804,9 @@ impl Ctx<'_> {
     }
 
     fn catalog_languages(&self) -> Vec<String> {
-        self.catalog
-            .languages()
-            .into_iter()
-            .map(|(code, _)| code)
-            .filter(|code| self.config.languages.contains(code))
+        self.languages
+            .iter()
+            .map(|(code, _)| code.clone())
             .collect()
     }
 }

@@ -19,6 +19,8 @@ pub struct Gateway {
     pub db: Mutex<GatewayDb>,
     pub(crate) sessions: Sessions,
     pub(crate) filing: Filing,
+    /// The languages offered (code, own name), rendered once.
+    pub(crate) languages: Vec<(String, String)>,
     pub(crate) keywords: crate::sms::Keywords,
     limiter: RateLimiter,
 }
@@ -196,6 +198,11 @@ impl Gateway {
         Gateway {
             sessions: Sessions::default(),
             filing: Filing::default(),
+            languages: catalog
+                .languages()
+                .into_iter()
+                .filter(|(code, _)| config.languages.contains(code))
+                .collect(),
             keywords: crate::sms::Keywords::new(&catalog, &config.languages),
             limiter: RateLimiter::default(),
             config,
@@ -254,6 +261,7 @@ impl Gateway {
             db: &self.db,
             sessions: &self.sessions,
             filing: &self.filing,
+            languages: &self.languages,
             phone: hop.phone,
             now,
         };
