@@ -35,6 +35,10 @@ pub fn system_clock() -> Clock {
     })
 }
 
+/// After a write this large (a first sync, a bulk import), the query
+/// planner's statistics are refreshed.
+const REFRESH_STATISTICS_AFTER: usize = 1_000;
+
 /// Bounds on one batch returned by [`Store::changes_since`].
 #[derive(Clone, Copy, Debug)]
 pub struct BatchLimit {
@@ -152,6 +156,10 @@ impl Store {
         }
         tx.commit()?;
         let state = load_state(&conn)?;
+        // Gathers statistics that are missing or stale since the last open.
+        if let Err(e) = conn.execute_batch("PRAGMA optimize = 0x10002") {
+            tracing::warn!(error = %e, "refreshing query statistics failed");
+        }
         Ok(Store {
             conn,
             path,
@@ -215,9 +223,12 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut writer = Writer::new(&tx, self.replica, self.state.clone(), now);
         let out = work(&mut writer)?;
-        let state = writer.finish()?;
+        let (state, integrated) = writer.finish()?;
         tx.commit()?;
         self.state = state;
+        if integrated >= REFRESH_STATISTICS_AFTER {
+            self.refresh_statistics();
+        }
         Ok(out)
     }
 
@@ -288,6 +299,16 @@ impl Store {
             ops.push(op);
         }
         Ok(Batch::new(ops, more))
+    }
+
+    /// Lets SQLite refresh the statistics its query planner relies on
+    /// (bounded work). Without them it can prefer an index that avoids a
+    /// sort and scan thousands of rows: a 20 ms query instead of 0.01 ms.
+    /// Failing here loses nothing, so it is only logged.
+    fn refresh_statistics(&self) {
+        if let Err(e) = self.conn.execute_batch("PRAGMA optimize") {
+            tracing::warn!(error = %e, "refreshing query statistics failed");
+        }
     }
 
     /// Runs SQLite's full integrity check; `Ok(())` when the file is sound.
@@ -446,6 +467,8 @@ fn prepare_connection(conn: &mut Connection, existed: bool) -> rusqlite::Result<
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.set_prepared_statement_cache_capacity(64);
+    // Statistics from a sample: enough to choose indexes, cheap on any size.
+    conn.pragma_update(None, "analysis_limit", 400)?;
     Ok(())
 }
 

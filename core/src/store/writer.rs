@@ -21,6 +21,8 @@ pub struct Writer<'c> {
     now: u64,
     rows: HashMap<CaseId, CaseRow>,
     authors: BTreeSet<ReplicaId>,
+    /// Operations integrated by this transaction.
+    integrated: usize,
 }
 
 impl<'c> Writer<'c> {
@@ -37,6 +39,7 @@ impl<'c> Writer<'c> {
             now,
             rows: HashMap::new(),
             authors: BTreeSet::new(),
+            integrated: 0,
         }
     }
 
@@ -322,6 +325,7 @@ impl<'c> Writer<'c> {
                 body
             ])?;
         self.authors.insert(op.dot.actor);
+        self.integrated += 1;
         let head = Head {
             dot: op.dot,
             stamp: op.stamp,
@@ -374,8 +378,9 @@ impl<'c> Writer<'c> {
     }
 
     /// Writes back every touched row, their text index entries and the
-    /// replica's counters.
-    pub(super) fn finish(self) -> Result<ReplicaState> {
+    /// replica's counters; returns the new state and how many operations
+    /// were integrated.
+    pub(super) fn finish(self) -> Result<(ReplicaState, usize)> {
         let mut reindex = Vec::new();
         let mut stale = Vec::new();
         for row in self.rows.values() {
@@ -403,7 +408,7 @@ impl<'c> Writer<'c> {
             "next_reference",
             self.state.next_reference as i64,
         )?;
-        Ok(self.state)
+        Ok((self.state, self.integrated))
     }
 }
 
