@@ -21,6 +21,26 @@ pub struct AppState {
     pub config: Config,
 }
 
+impl AppState {
+    /// Opens the server's store and device registry under its data directory.
+    pub fn open(config: Config) -> Result<AppState, String> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
+        let registry =
+            Registry::open(&config.data_dir.join("registry.db")).map_err(|e| e.to_string())?;
+        let store = Store::open(
+            config.data_dir.join("server.db"),
+            crate::registry::SERVER_REPLICA,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(AppState {
+            store: Mutex::new(store),
+            registry: Mutex::new(registry),
+            config,
+        })
+    }
+}
+
 pub fn router(state: Arc<AppState>) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let body_limit = state.config.max_body_bytes;

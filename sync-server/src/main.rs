@@ -1,12 +1,11 @@
 use clap::{Parser, Subcommand};
-use guichet_core::Store;
 use guichet_sync_server::app::{now_ms, router, AppState};
 use guichet_sync_server::config::Config;
-use guichet_sync_server::registry::{Registry, Role, SERVER_REPLICA};
+use guichet_sync_server::registry::{Registry, Role};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// The server Guichet tablets and the USSD gateway sync with.
 #[derive(Parser)]
@@ -128,20 +127,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
-    let registry = registry(&config.data_dir)?;
-    let store = Store::open(config.data_dir.join("server.db"), SERVER_REPLICA)
-        .map_err(|e| e.to_string())?;
+    let listen = config.listen;
+    let state = Arc::new(AppState::open(config)?);
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
+        let listener = tokio::net::TcpListener::bind(listen)
             .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;
-        let state = Arc::new(AppState {
-            store: Mutex::new(store),
-            registry: Mutex::new(registry),
-            config,
-        });
         // Registered before announcing readiness, so no SIGTERM is missed.
         let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;

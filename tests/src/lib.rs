@@ -8,7 +8,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A workspace binary, built if `cargo test` has not built it yet.
+/// A workspace binary. `cargo test --workspace` (the README's command)
+/// builds every binary before any test runs; one that is missing (a test run
+/// on its own) is built here. Running only this package's tests after
+/// changing another package: build it first (`cargo build --workspace`).
 pub fn binary(package: &str, name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let dir = exe

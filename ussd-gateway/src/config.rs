@@ -55,6 +55,11 @@ pub struct SyncConfig {
     pub server_url: String,
     #[serde(default = "default_sync_interval")]
     pub interval_secs: u64,
+    /// Run the sync server inside this process, listening on `server_url`'s
+    /// address with its data here: one command starts the whole service
+    /// (trying it out, a small deployment). The gateway enrols itself.
+    #[serde(default)]
+    pub embedded_server_data_dir: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

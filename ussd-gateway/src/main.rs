@@ -167,6 +167,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         Catalog::load(&config.locales_dir, &config.default_language).map_err(|e| e.to_string())?;
 
     let key = replica::load_or_create_key(&config.data_dir)?;
+    let runtime = runtime()?;
+    if let Some(sync) = config.sync.as_mut() {
+        if let Some(dir) = sync.embedded_server_data_dir.take() {
+            let dir = beside(&args.config, &dir);
+            let (url, data) = (sync.server_url.clone(), config.data_dir.clone());
+            runtime.block_on(replica::start_embedded_server(&url, &dir, &data, &key))?;
+        }
+    }
     let replica_number = match (&config.sync, replica::enrolment(&config.data_dir)?) {
         (Some(_), Some(enrolment)) => enrolment.replica,
         (Some(_), None) => {
@@ -188,7 +196,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let sender = providers::sms_sender(&config);
     let gw = Arc::new(Gateway::new(config, catalog, store, db));
 
-    runtime()?.block_on(async move {
+    runtime.block_on(async move {
         if let Some(sender) = sender {
             tokio::spawn(outbox::run(gw.clone(), Arc::from(sender)));
         } else {

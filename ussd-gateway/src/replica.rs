@@ -58,6 +58,64 @@ pub fn enrolment(data_dir: &Path) -> Result<Option<Enrolment>, String> {
     })
 }
 
+/// Starts the sync server inside this process (see
+/// `SyncConfig::embedded_server_data_dir`) and enrols this gateway with it
+/// as the intake device the first time.
+pub async fn start_embedded_server(
+    server_url: &str,
+    server_dir: &Path,
+    gateway_dir: &Path,
+    key: &DeviceKey,
+) -> Result<(), String> {
+    use guichet_sync_server::app::{router, AppState};
+    use guichet_sync_server::config::Config;
+    use guichet_sync_server::registry::Role;
+    let address = server_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse::<std::net::SocketAddr>()
+        .map_err(|_| {
+            format!("sync.server_url '{server_url}': an embedded server needs http://IP:PORT")
+        })?;
+    let config = Config {
+        listen: address,
+        data_dir: server_dir.to_path_buf(),
+        ..Config::default()
+    };
+    let state = AppState::open(config)?;
+    if enrolment(gateway_dir)?.is_none() {
+        let device = {
+            let registry = state.registry.lock().unwrap_or_else(|p| p.into_inner());
+            registry
+                .enrol(
+                    "ussd-gateway",
+                    Role::Intake,
+                    &[],
+                    &key.public_key(),
+                    crate::gateway::now_ms(),
+                )
+                .map_err(|e| format!("enrolling the gateway: {e}"))?
+        };
+        let json = serde_json::to_string_pretty(&device).map_err(|e| e.to_string())?;
+        std::fs::write(gateway_dir.join(ENROLMENT_FILE), json).map_err(|e| e.to_string())?;
+        tracing::info!(
+            replica = device.replica,
+            "the gateway enrolled itself with the embedded sync server"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    tracing::info!("embedded sync server ready at http://{address}");
+    let app = router(std::sync::Arc::new(state));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the embedded sync server stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Syncs every `interval`, then tells requesters what moved.
 pub async fn sync_loop(gw: Arc<Gateway>, server_url: String, key: DeviceKey, interval: Duration) {
     let client = match SyncClient::new(&server_url, key, ClientOptions::default()) {
