@@ -151,3 +151,122 @@ async fn a_ussd_request_reaches_the_tablet_and_the_citizen_hears_back_by_sms() {
         "one SMS when filed, one for the status change, no more"
     );
 }
+
+/// Issue 6's loop, in Wolof: a citizen files by USSD; the agent assigns,
+/// works offline and resolves it; the citizen is invited by SMS, in Wolof,
+/// to rate; rates by SMS; the rating reaches the tablet.
+#[tokio::test]
+async fn a_wolof_speaker_files_hears_back_and_rates_by_sms() {
+    let dir = TempDir::new().unwrap();
+    let (server_dir, gateway_dir) = (dir.path().join("server"), dir.path().join("gateway"));
+    let server = sync_server(&server_dir, "127.0.0.1:0");
+    enrol_gateway(&server_dir, &gateway_dir);
+    let (fake_at, sent) = fake_africastalking().await;
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        gateway_config(&gateway_dir, &server.url(), &fake_at),
+    )
+    .unwrap();
+    let gateway = gateway(&config);
+    let callback = format!("{}/at/{SECRET}/ussd", gateway.url());
+
+    let citizen = "+221775550101";
+    let first = dial(&callback, "w1", citizen, &[]).await;
+    let wolof = option(&first[0], "Wolof");
+    let screens = dial(&callback, "w2", citizen, &[&wolof, "1", "1", "1", "0", "1"]).await;
+    let end = screens.last().unwrap();
+    assert!(
+        end.starts_with("END ") && end.contains("Sa laaj bindu na"),
+        "in Wolof: {screens:?}"
+    );
+    let reference = reference_in(end);
+
+    let key = DeviceKey::generate().unwrap();
+    let enrolment = sync_admin(
+        &server_dir,
+        &[
+            "enrol",
+            "--public-key",
+            &key.public_key(),
+            "--agent",
+            "agent-7",
+            "--unit",
+            "unit-thies-01",
+        ],
+    );
+    let replica = serde_json::from_str::<serde_json::Value>(&enrolment).unwrap()["replica"]
+        .as_u64()
+        .unwrap();
+    let mut tablet = Store::open(dir.path().join("tablet.db"), replica as u32).unwrap();
+    let client = SyncClient::new(&server.url(), key, ClientOptions::default()).unwrap();
+    let mut case = None;
+    for _ in 0..100 {
+        sync(&client, &mut tablet).await;
+        if let Ok(found) = tablet.find_by_reference(&reference) {
+            case = Some(found);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let case = case.expect("the request reached the tablet");
+    assert_eq!(case.requester_language, "wo");
+    tablet
+        .write(|w| {
+            w.update(
+                case.id,
+                &[(
+                    guichet_core::Field::Assignee,
+                    guichet_core::Value::text("agent-7"),
+                )],
+            )?;
+            w.change_status(case.id, Status::Assigned)?;
+            w.change_status(case.id, Status::InProgress)?;
+            w.add_event(case.id, guichet_core::EventKind::Visit, "Visite faite")?;
+            w.change_status(case.id, Status::Resolved)
+        })
+        .unwrap();
+    sync(&client, &mut tablet).await;
+    let invite = wait_sms(&sent, 20, |(to, text)| {
+        to == citizen && text.contains("NATT") && text.contains(&reference)
+    })
+    .await;
+    assert!(
+        invite.is_some(),
+        "the Wolof invitation to rate: {:?}",
+        sent.lock().unwrap()
+    );
+
+    // The citizen rates by SMS; the rating reaches the tablet.
+    let form = [
+        ("from", citizen),
+        ("to", "12345"),
+        ("text", &format!("natt {reference} 5")),
+        ("id", "in-1"),
+    ];
+    let status = reqwest::Client::new()
+        .post(format!("{}/at/{SECRET}/sms", gateway.url()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let thanks = wait_sms(&sent, 10, |(to, text)| {
+        to == citizen && text.contains("jërëjëf")
+    })
+    .await;
+    assert!(
+        thanks.is_some(),
+        "thanked in Wolof: {:?}",
+        sent.lock().unwrap()
+    );
+    for _ in 0..100 {
+        sync(&client, &mut tablet).await;
+        if tablet.case(case.id).unwrap().rating == Some(5) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the rating never reached the tablet");
+}
