@@ -116,6 +116,64 @@ pub fn sync_admin(data_dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("UTF-8")
 }
 
+/// A tablet as an app holds it: its store and its sync client.
+pub struct Tablet {
+    pub store: guichet_core::Store,
+    pub client: guichet_core::sync::client::SyncClient,
+}
+
+impl Tablet {
+    /// Generates a key, has the administrator enrol it for `unit` with the
+    /// server's CLI, and opens the tablet's store at `path`.
+    pub fn enrol(
+        server_dir: &Path,
+        server_url: &str,
+        agent: &str,
+        unit: &str,
+        path: &Path,
+    ) -> Tablet {
+        use guichet_core::sync::client::{ClientOptions, SyncClient};
+        use guichet_core::sync::signing::DeviceKey;
+        let key = DeviceKey::generate().expect("a device key");
+        let args = [
+            "enrol",
+            "--public-key",
+            &key.public_key(),
+            "--agent",
+            agent,
+            "--unit",
+            unit,
+        ];
+        let enrolment: serde_json::Value =
+            serde_json::from_str(&sync_admin(server_dir, &args)).expect("the enrolment JSON");
+        let replica = enrolment["replica"].as_u64().expect("a replica number") as u32;
+        Tablet {
+            store: guichet_core::Store::open(path, replica).expect("the tablet's store"),
+            client: SyncClient::new(server_url, key, ClientOptions::default())
+                .expect("a sync client"),
+        }
+    }
+
+    pub async fn sync(&mut self) {
+        self.client
+            .sync(&mut self.store, |_| {})
+            .await
+            .expect("the tablet syncs");
+    }
+
+    /// Syncs until the case with `reference` has arrived (or gives up).
+    pub async fn receive(&mut self, reference: &str) -> guichet_core::Case {
+        for _ in 0..100 {
+            self.sync().await;
+            if let Ok(case) = self.store.find_by_reference(reference) {
+                return case;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("request {reference} never reached the tablet");
+    }
+}
+
 /// Enrols the gateway whose data lives in `gateway_dir` as an intake device.
 pub fn enrol_gateway(server_dir: &Path, gateway_dir: &Path) {
     std::fs::create_dir_all(gateway_dir).unwrap();

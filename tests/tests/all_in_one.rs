@@ -2,11 +2,7 @@
 //! inside it, as the example configuration does. A tablet enrolled with the
 //! server's CLI receives a request filed by USSD.
 
-use guichet_core::sync::client::{ClientOptions, SyncClient};
-use guichet_core::sync::signing::DeviceKey;
-use guichet_core::Store;
 use guichet_e2e::*;
-use std::time::Duration;
 use tempfile::TempDir;
 
 fn free_port() -> u16 {
@@ -60,30 +56,12 @@ async fn the_example_configuration_starts_the_whole_service() {
     .await;
     let reference = reference_in(screens.last().unwrap());
 
-    let key = DeviceKey::generate().unwrap();
-    let enrolment = sync_admin(
+    let mut tablet = Tablet::enrol(
         &server_dir,
-        &[
-            "enrol",
-            "--public-key",
-            &key.public_key(),
-            "--agent",
-            "agent-1",
-            "--unit",
-            "unit-thies-01",
-        ],
+        &server_url,
+        "agent-1",
+        "unit-thies-01",
+        &dir.path().join("tablet.db"),
     );
-    let replica = serde_json::from_str::<serde_json::Value>(&enrolment).unwrap()["replica"]
-        .as_u64()
-        .unwrap();
-    let mut tablet = Store::open(dir.path().join("tablet.db"), replica as u32).unwrap();
-    let client = SyncClient::new(&server_url, key, ClientOptions::default()).unwrap();
-    for _ in 0..50 {
-        client.sync(&mut tablet, |_| {}).await.unwrap();
-        if tablet.find_by_reference(&reference).is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("the tablet never received request {reference}");
+    tablet.receive(&reference).await;
 }

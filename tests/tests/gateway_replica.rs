@@ -3,9 +3,7 @@
 //! comes back and the citizen is told by SMS; the gateway keeps serving
 //! while the sync server is down.
 
-use guichet_core::sync::client::{ClientOptions, SyncClient};
-use guichet_core::sync::signing::DeviceKey;
-use guichet_core::{Status, Store};
+use guichet_core::Status;
 use guichet_e2e::*;
 use std::time::Duration;
 use tempfile::TempDir;
@@ -44,10 +42,6 @@ base_url = "{fake_at}"
     )
 }
 
-async fn sync(client: &SyncClient, store: &mut Store) {
-    client.sync(store, |_| {}).await.expect("the tablet syncs");
-}
-
 #[tokio::test]
 async fn a_ussd_request_reaches_the_tablet_and_the_citizen_hears_back_by_sms() {
     let dir = TempDir::new().unwrap();
@@ -80,39 +74,14 @@ async fn a_ussd_request_reaches_the_tablet_and_the_citizen_hears_back_by_sms() {
     let reference = reference_in(end);
 
     // The tablet of unit-thies-01 receives it through the sync server.
-    let key = DeviceKey::generate().unwrap();
-    let enrolment = sync_admin(
+    let mut tablet = Tablet::enrol(
         &server_dir,
-        &[
-            "enrol",
-            "--public-key",
-            &key.public_key(),
-            "--agent",
-            "agent-7",
-            "--unit",
-            "unit-thies-01",
-        ],
-    );
-    let replica = serde_json::from_str::<serde_json::Value>(&enrolment).unwrap()["replica"]
-        .as_u64()
-        .unwrap();
-    let mut tablet = Store::open(dir.path().join("tablet.db"), replica as u32).unwrap();
-    let client = SyncClient::new(
         &server.url(),
-        DeviceKey::from_pkcs8(key.pkcs8()).unwrap(),
-        ClientOptions::default(),
-    )
-    .unwrap();
-    let mut case = None;
-    for _ in 0..100 {
-        sync(&client, &mut tablet).await;
-        if let Ok(found) = tablet.find_by_reference(&reference) {
-            case = Some(found);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let case = case.expect("the request reached the tablet");
+        "agent-7",
+        "unit-thies-01",
+        &dir.path().join("tablet.db"),
+    );
+    let case = tablet.receive(&reference).await;
     assert_eq!(
         (case.unit.as_str(), case.status),
         ("unit-thies-01", Status::Received)
@@ -121,9 +90,10 @@ async fn a_ussd_request_reaches_the_tablet_and_the_citizen_hears_back_by_sms() {
 
     // The agent works on it offline, then syncs; the citizen is told.
     tablet
+        .store
         .write(|w| w.change_status(case.id, Status::InProgress))
         .unwrap();
-    sync(&client, &mut tablet).await;
+    tablet.sync().await;
     let told = wait_sms(&sent, 20, |(to, text)| {
         to == citizen && text.contains(&reference) && text.contains("in progress")
     })
@@ -182,36 +152,17 @@ async fn a_wolof_speaker_files_hears_back_and_rates_by_sms() {
     );
     let reference = reference_in(end);
 
-    let key = DeviceKey::generate().unwrap();
-    let enrolment = sync_admin(
+    let mut tablet = Tablet::enrol(
         &server_dir,
-        &[
-            "enrol",
-            "--public-key",
-            &key.public_key(),
-            "--agent",
-            "agent-7",
-            "--unit",
-            "unit-thies-01",
-        ],
+        &server.url(),
+        "agent-7",
+        "unit-thies-01",
+        &dir.path().join("tablet.db"),
     );
-    let replica = serde_json::from_str::<serde_json::Value>(&enrolment).unwrap()["replica"]
-        .as_u64()
-        .unwrap();
-    let mut tablet = Store::open(dir.path().join("tablet.db"), replica as u32).unwrap();
-    let client = SyncClient::new(&server.url(), key, ClientOptions::default()).unwrap();
-    let mut case = None;
-    for _ in 0..100 {
-        sync(&client, &mut tablet).await;
-        if let Ok(found) = tablet.find_by_reference(&reference) {
-            case = Some(found);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let case = case.expect("the request reached the tablet");
+    let case = tablet.receive(&reference).await;
     assert_eq!(case.requester_language, "wo");
     tablet
+        .store
         .write(|w| {
             w.update(
                 case.id,
@@ -226,7 +177,7 @@ async fn a_wolof_speaker_files_hears_back_and_rates_by_sms() {
             w.change_status(case.id, Status::Resolved)
         })
         .unwrap();
-    sync(&client, &mut tablet).await;
+    tablet.sync().await;
     let invite = wait_sms(&sent, 20, |(to, text)| {
         to == citizen && text.contains("NATT") && text.contains(&reference)
     })
@@ -262,8 +213,8 @@ async fn a_wolof_speaker_files_hears_back_and_rates_by_sms() {
         sent.lock().unwrap()
     );
     for _ in 0..100 {
-        sync(&client, &mut tablet).await;
-        if tablet.case(case.id).unwrap().rating == Some(5) {
+        tablet.sync().await;
+        if tablet.store.case(case.id).unwrap().rating == Some(5) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -1,6 +1,6 @@
 //! The HTTP surface: every provider's callbacks, and `/health`.
 
-use crate::gateway::Gateway;
+use crate::gateway::{locked, Gateway};
 use crate::providers::{self, AppState};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -28,18 +28,8 @@ pub fn router(gw: Arc<Gateway>) -> Router {
 
 async fn health(State(gw): State<AppState>) -> Response {
     let counts = tokio::task::spawn_blocking(move || {
-        let cases = gw
-            .store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .count_cases()
-            .unwrap_or(0);
-        let outbox = gw
-            .db
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .outbox_counts()
-            .unwrap_or_default();
+        let cases = locked(&gw.store).count_cases().unwrap_or(0);
+        let outbox = locked(&gw.db).outbox_counts().unwrap_or_default();
         (cases, outbox)
     })
     .await;

@@ -7,7 +7,7 @@
 //! be resumed by dialing again.
 
 use crate::config::Config;
-use crate::gateway::{Filing, Sessions};
+use crate::gateway::{locked, Filing, Sessions};
 use crate::i18n::{Arg, Catalog};
 use crate::state::GatewayDb;
 use crate::text::{self, UssdLimit};
@@ -796,11 +796,11 @@ fn language_names(ctx: &Ctx) -> Vec<String> {
 
 impl Ctx<'_> {
     pub fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+        locked(self.store)
     }
 
     pub fn db(&self) -> MutexGuard<'_, GatewayDb> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        locked(self.db)
     }
 
     fn catalog_languages(&self) -> Vec<String> {

@@ -101,7 +101,10 @@ struct Live {
     finished: bool,
 }
 
-fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks the gateway's shared state. Every write is a transaction, so a
+/// panic elsewhere cannot have left it half-written: a poisoned lock is
+/// taken over rather than given up.
+pub fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -212,12 +215,6 @@ impl Gateway {
         }
     }
 
-    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        // Every write is a transaction: a panic elsewhere cannot have left
-        // the state half-written, so a poisoned lock is taken over.
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Answers one USSD hop. Never fails: trouble behind the screens gets
     /// a polite END in the caller's language.
     pub fn ussd(&self, hop: &Hop<'_>) -> Reply {
@@ -232,14 +229,14 @@ impl Gateway {
             .limiter
             .allow(hop.phone, self.config.ussd.hops_per_minute, now)
         {
-            let lang = lang_of(&Self::lock(&self.db));
+            let lang = lang_of(&locked(&self.db));
             return Reply::End(self.catalog.text(&lang, "too-many-attempts", &[]));
         }
         match self.ussd_hop(hop, now) {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(provider = hop.provider, error = %e, "USSD hop failed");
-                let lang = lang_of(&Self::lock(&self.db));
+                let lang = lang_of(&locked(&self.db));
                 Reply::End(self.catalog.text(&lang, "service-unavailable", &[]))
             }
         }
@@ -278,7 +275,7 @@ impl Gateway {
             (None, _) => flow::start(&mut ctx)?,
         };
         if reply.is_end() {
-            Self::lock(&self.db).record_ussd_outcome(
+            locked(&self.db).record_ussd_outcome(
                 hop.provider,
                 hop.session_id,
                 "completed",
@@ -310,7 +307,7 @@ impl Gateway {
         let Some(flow) = self.sessions.finish(provider, session_id) else {
             return;
         };
-        let db = Self::lock(&self.db);
+        let db = locked(&self.db);
         if let Err(e) =
             db.record_ussd_outcome(provider, session_id, end.as_str(), flow, hops, now_ms())
         {
@@ -326,7 +323,7 @@ impl Gateway {
         let abandoned = self
             .sessions
             .expire(now.saturating_sub(timeout), now.saturating_sub(window));
-        let db = Self::lock(&self.db);
+        let db = locked(&self.db);
         for (provider, id, flow) in abandoned {
             if let Err(e) = db.record_ussd_outcome(&provider, &id, "abandoned", flow, None, now) {
                 tracing::error!(error = %e, "recording an abandoned session failed");
@@ -353,7 +350,7 @@ struct RateLimiter {
 
 impl RateLimiter {
     fn allow(&self, key: &str, per_minute: u32, now: u64) -> bool {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = locked(&self.buckets);
         if buckets.len() > 100_000 {
             // Forget idle phones rather than grow without bound.
             buckets.retain(|_, (_, last)| now.saturating_sub(*last) < 60_000);

@@ -2,7 +2,7 @@
 //! marked as being sent, durably, before it leaves: a stop in between never
 //! makes it leave twice.
 
-use crate::gateway::{now_ms, Gateway};
+use crate::gateway::{locked, now_ms, Gateway};
 use crate::providers::{SendResult, SmsSender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ pub async fn drain(gw: &Arc<Gateway>, sender: &dyn SmsSender) -> usize {
     let taken = {
         let gw = gw.clone();
         tokio::task::spawn_blocking(move || {
-            let db = gw.db.lock().unwrap_or_else(|p| p.into_inner());
+            let db = locked(&gw.db);
             db.take_due_sms(now_ms(), 20)
         })
         .await
@@ -41,7 +41,7 @@ pub async fn drain(gw: &Arc<Gateway>, sender: &dyn SmsSender) -> usize {
         let (id, attempts, name) = (sms.id, sms.attempts, sender.name());
         let max = gw.config.sms.max_attempts;
         let _ = tokio::task::spawn_blocking(move || {
-            let db = gw.db.lock().unwrap_or_else(|p| p.into_inner());
+            let db = locked(&gw.db);
             let now = now_ms();
             let recorded = match result {
                 SendResult::Accepted(provider_id) => db.sms_sent(id, name, provider_id.as_deref(), now),

@@ -2,7 +2,7 @@
 //! that syncs with the sync server as an intake device. Citizens are served
 //! from the local replica whether or not the server answers.
 
-use crate::gateway::Gateway;
+use crate::gateway::{locked, Gateway};
 use guichet_core::sync::client::{ClientOptions, SyncClient};
 use guichet_core::sync::signing::DeviceKey;
 use serde::Deserialize;
@@ -85,7 +85,7 @@ pub async fn start_embedded_server(
     let state = AppState::open(config)?;
     if enrolment(gateway_dir)?.is_none() {
         let device = {
-            let registry = state.registry.lock().unwrap_or_else(|p| p.into_inner());
+            let registry = locked(&state.registry);
             registry
                 .enrol(
                     "ussd-gateway",
@@ -132,25 +132,25 @@ pub async fn sync_loop(gw: Arc<Gateway>, server_url: String, key: DeviceKey, int
                 tracing::warn!(error = %e, "sync failed; still serving from the local replica")
             }
         }
-        let gw2 = gw.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            gw2.notify_status_changes();
-            gw2.expire_sessions();
-        })
-        .await;
+        housekeeping(&gw).await;
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Tells requesters what moved and counts lapsed sessions as abandoned.
+async fn housekeeping(gw: &Arc<Gateway>) {
+    let gw = gw.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        gw.notify_status_changes();
+        gw.expire_sessions();
+    })
+    .await;
 }
 
 /// Without a sync server: local changes are still notified and sessions expired.
 pub async fn housekeeping_loop(gw: Arc<Gateway>, interval: Duration) {
     loop {
-        let gw2 = gw.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            gw2.notify_status_changes();
-            gw2.expire_sessions();
-        })
-        .await;
+        housekeeping(&gw).await;
         tokio::time::sleep(interval).await;
     }
 }

@@ -6,7 +6,7 @@
 //! means "track".
 
 use crate::flow::{self, Ctx};
-use crate::gateway::{now_ms, Gateway};
+use crate::gateway::{locked, now_ms, Gateway};
 use crate::i18n::{Arg, Catalog};
 use crate::state::GatewayDb;
 use guichet_core::{reference, EventKind, Status, Store};
@@ -106,12 +106,13 @@ impl Gateway {
             now: now_ms(),
         };
         let saved = ctx.db().language(from)?;
-        let (command, args) = match self.keywords.find(&first) {
+        let keyword = self.keywords.find(&first);
+        let (command, args) = match keyword {
             Some((command, _)) => (Some(command), &words[1..]),
             None if reference::parse(&words.concat()).is_ok() => (Some(Command::Track), &words[..]),
             None => (None, &words[..]),
         };
-        let keyword_lang = self.keywords.find(&first).map(|(_, l)| l.to_string());
+        let keyword_lang = keyword.map(|(_, l)| l.to_string());
         let lang = saved
             .or(keyword_lang)
             .unwrap_or_else(|| self.config.default_language.clone());
@@ -274,8 +275,8 @@ impl Gateway {
     /// (changes made on tablets arrive through sync). One SMS per change:
     /// the outbox refuses a second message for the same event.
     pub fn notify_status_changes(&self) {
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        let store = locked(&self.store);
+        let db = locked(&self.db);
         if let Err(e) = self.notify_locked(&store, &db) {
             tracing::error!(error = %e, "status notifications failed");
         }

@@ -11,7 +11,7 @@
 use super::{authorized, e164, peer, AppState, Refusal, SendFuture, SendResult, SmsSender};
 use crate::config::AfricasTalkingConfig;
 use crate::flow::Reply;
-use crate::gateway::{now_ms, Gateway, Hop, SessionEnd};
+use crate::gateway::{locked, now_ms, Gateway, Hop, SessionEnd};
 use crate::state::{DlrKey, OutboxSms, SmsStatus};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -201,7 +201,7 @@ async fn incoming_sms(
                     form.id
                 }
             );
-            let db = gw.db.lock().unwrap_or_else(|p| p.into_inner());
+            let db = locked(&gw.db);
             if let Err(e) = db.enqueue_sms(&key, &from, &reply, now_ms()) {
                 tracing::error!(error = %e, "queueing an SMS reply failed");
             }
@@ -235,7 +235,7 @@ async fn delivery_report(
         _ => SmsStatus::Failed,
     };
     let _ = tokio::task::spawn_blocking(move || {
-        let db = gw.db.lock().unwrap_or_else(|p| p.into_inner());
+        let db = locked(&gw.db);
         let key = DlrKey::Provider(NAME, &form.id);
         match db.delivery_report(key, status, form.failure_reason.as_deref(), now_ms()) {
             Ok(false) => tracing::info!("delivery report for an unknown message"),

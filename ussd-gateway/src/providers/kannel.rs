@@ -14,7 +14,7 @@
 
 use super::{authorized, peer, raw_query, AppState, Refusal, SendFuture, SendResult, SmsSender};
 use crate::config::KannelConfig;
-use crate::gateway::{now_ms, Gateway};
+use crate::gateway::{locked, now_ms, Gateway};
 use crate::state::{DlrKey, OutboxSms, SmsStatus};
 use crate::text::{self, Encoding};
 use axum::extract::{Path, RawQuery, State};
@@ -152,7 +152,7 @@ async fn delivery_report(
         _ => return (StatusCode::BAD_REQUEST, "unknown report type").into_response(),
     };
     let _ = tokio::task::spawn_blocking(move || {
-        let db = gw.db.lock().unwrap_or_else(|p| p.into_inner());
+        let db = locked(&gw.db);
         let error =
             (status == SmsStatus::Failed).then_some("refused or undelivered (Kannel report)");
         if let Err(e) = db.delivery_report(DlrKey::Ours(id), status, error, now_ms()) {
