@@ -139,6 +139,9 @@ code_enum!(
         Visit = 2, "visit";
         /// A complaint about the service, counted by supervisors.
         Complaint = 3, "complaint";
+        /// The requester, or their mediator, asked about the case (tracked it
+        /// by USSD or SMS): a repeat contact, counted by supervisors.
+        Inquiry = 4, "inquiry";
     }
 );
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the operation model below. Bumped when a variant or field is
 /// added; a replica refuses operations of a schema it does not know.
-pub const OP_SCHEMA: u16 = 1;
+pub const OP_SCHEMA: u16 = 2;
 
 /// How many prior writes one field write may supersede. Each is a value in
 /// conflict someone saw, so a handful is already a lot.

@@ -149,7 +149,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(at, case, fields)| Step::Update { at, case, fields }),
         3 => (at.clone(), case.clone(), prop_oneof![0..Status::ALL.len(), Just(Status::Resolved.code() as usize)])
             .prop_map(|(at, case, to)| Step::Status { at, case, to }),
-        1 => (at.clone(), case.clone(), 0..4usize, 0..3usize)
+        1 => (at.clone(), case.clone(), 0..EventKind::ALL.len(), 0..3usize)
             .prop_map(|(at, case, kind, text)| Step::Event { at, case, kind, text }),
         1 => (at.clone(), case.clone(), 1..=5u8)
             .prop_map(|(at, case, rating)| Step::Rate { at, case, rating }),

@@ -1,7 +1,7 @@
 //! What a tablet, the server and the gateway rely on the store for.
 
 use guichet_core::{
-    wire, Batch, BatchError, BatchLimit, CaseQuery, Channel, Clock, Dot, Error, EventKind, Field,
+    wire, Batch, BatchError, HistoryReader, BatchLimit, CaseQuery, Channel, Clock, Dot, Error, EventKind, Field,
     FieldWrite, NewCase, Op, OpBody, Priority, Stamp, Status, Store, SyncOutcome, TimelineWhat,
     Value,
 };
@@ -750,4 +750,59 @@ fn text_search_follows_edits_and_merges() {
         );
         assert_eq!(found(s, "diop"), 0);
     }
+}
+
+#[test]
+fn histories_tell_when_a_case_was_received_resolved_reopened_rated_and_asked_about() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("r2.db");
+    let time = Arc::new(std::sync::atomic::AtomicU64::new(NOW));
+    let now = || time.load(std::sync::atomic::Ordering::SeqCst);
+    let advance = |ms| time.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    let clock = time.clone();
+    let mut store = Store::open_with_clock(
+        &path,
+        2,
+        Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst)),
+    )
+    .unwrap();
+    let id = store.write(|w| w.create_case(&new_case("Awa", "Thiès"))).unwrap();
+    let untouched = store.write(|w| w.create_case(&new_case("Binta", "Pout"))).unwrap();
+    let received = now();
+    advance(DAY);
+    store
+        .write(|w| w.add_event(id, EventKind::Inquiry, "tracked by USSD"))
+        .unwrap();
+    advance(DAY);
+    store.write(|w| w.change_status(id, Status::Resolved)).unwrap();
+    let resolved = now();
+    advance(DAY);
+    store.write(|w| w.change_status(id, Status::InProgress)).unwrap();
+    store.write(|w| w.change_status(id, Status::Resolved)).unwrap();
+    store.write(|w| w.rate(id, 4)).unwrap();
+
+    let mut reader = HistoryReader::open(&path).unwrap();
+    let histories = reader.histories().unwrap();
+    assert_eq!(histories.len(), 2);
+    let case = histories.iter().find(|h| h.id == id).unwrap();
+    assert_eq!(case.received_ms, received);
+    assert_eq!(case.first_resolved_ms(), Some(resolved));
+    assert!(case.reopened());
+    assert_eq!(case.rating, Some(4));
+    assert_eq!(case.rated_ms, Some(now()));
+    assert_eq!(case.events, vec![(received + DAY, EventKind::Inquiry)]);
+    assert_eq!(case.status_changes.first(), Some(&(received, Status::Received)));
+    assert_eq!(case.status, Status::Resolved);
+    let other = histories.iter().find(|h| h.id == untouched).unwrap();
+    assert_eq!(other.first_resolved_ms(), None);
+    assert!(!other.reopened());
+
+    // Read-only: a file that is not a store is refused and left as it was.
+    let foreign = dir.path().join("foreign.db");
+    std::fs::write(&foreign, b"not a database at all").unwrap();
+    assert!(matches!(
+        HistoryReader::open(&foreign),
+        Err(Error::CannotOpen { .. })
+    ));
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"not a database at all");
 }

@@ -69,8 +69,10 @@ pub enum EventKind {
     Visit,
     /// A complaint about the service, counted by supervisors.
     Complaint,
+    /// The requester or their mediator asked about the case by USSD or SMS.
+    Inquiry,
 }
-mirror!(EventKind <-> core::EventKind { Note, Contact, Visit, Complaint });
+mirror!(EventKind <-> core::EventKind { Note, Contact, Visit, Complaint, Inquiry });
 
 /// The fields of a case that can change after creation; each merges on its
 /// own, and each can be in conflict.

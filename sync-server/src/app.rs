@@ -1,16 +1,26 @@
-//! The HTTP surface: `/health` and the signed `/v1/sync` exchange.
+//! The HTTP surface: `/health`, `/metrics`, the signed `/v1/sync` exchange
+//! and USSD session reports, and the supervisor's dashboard (`dashboard`).
 
 use crate::config::Config;
-use crate::registry::{Registry, RegistryError};
+use crate::metrics::Metrics;
+use crate::registry::{Device, Registry, RegistryError, Role};
+use crate::supervision::{check_report, SupervisionDb, MAX_REPORTS};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use guichet_core::sync::protocol::{SyncRequest, CONTENT_TYPE, SYNC_PATH};
+use guichet_core::sync::protocol::{
+    SyncRequest, UssdSessionReports, UssdSessionsStored, CONTENT_TYPE, SYNC_PATH,
+    USSD_SESSIONS_PATH,
+};
 use guichet_core::sync::signing::{self, SignedHeaders, HEADER_SERVER_TIME};
-use guichet_core::{wire, BatchError, Error as CoreError, Store};
+use guichet_core::{wire, BatchError, Error as CoreError, HistoryReader, Store};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tower_http::timeout::TimeoutLayer;
@@ -18,7 +28,19 @@ use tower_http::timeout::TimeoutLayer;
 pub struct AppState {
     pub store: Mutex<Store>,
     pub registry: Mutex<Registry>,
+    pub supervision: Mutex<SupervisionDb>,
+    /// Reads case histories for the figures beside the store's writes.
+    pub histories: Mutex<HistoryReader>,
     pub config: Config,
+    pub metrics: Arc<Metrics>,
+    sync_ops: Family<DirectionLabels, Counter>,
+    cases: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    /// `received` from devices, or `sent` to them.
+    direction: &'static str,
 }
 
 impl AppState {
@@ -28,15 +50,32 @@ impl AppState {
             .map_err(|e| format!("{}: {e}", config.data_dir.display()))?;
         let registry =
             Registry::open(&config.data_dir.join("registry.db")).map_err(|e| e.to_string())?;
-        let store = Store::open(
-            config.data_dir.join("server.db"),
-            crate::registry::SERVER_REPLICA,
-        )
-        .map_err(|e| e.to_string())?;
+        let store_path = config.data_dir.join("server.db");
+        let store = Store::open(&store_path, crate::registry::SERVER_REPLICA)
+            .map_err(|e| e.to_string())?;
+        let histories = HistoryReader::open(&store_path).map_err(|e| e.to_string())?;
+        let supervision_path = config.data_dir.join("supervision.db");
+        let supervision = SupervisionDb::open(&supervision_path)
+            .map_err(|e| format!("{}: {e}", supervision_path.display()))?;
+        let sync_ops = Family::<DirectionLabels, Counter>::default();
+        let cases = Gauge::default();
+        let metrics = Metrics::new(|registry| {
+            registry.register(
+                "sync_operations",
+                "Case operations received from and sent to devices",
+                sync_ops.clone(),
+            );
+            registry.register("cases", "Cases held by the server", cases.clone());
+        });
         Ok(AppState {
             store: Mutex::new(store),
             registry: Mutex::new(registry),
+            supervision: Mutex::new(supervision),
+            histories: Mutex::new(histories),
             config,
+            metrics: Arc::new(metrics),
+            sync_ops,
+            cases,
         })
     }
 }
@@ -46,7 +85,14 @@ pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route(SYNC_PATH, post(sync))
+        .route(USSD_SESSIONS_PATH, post(ussd_sessions))
+        .merge(crate::dashboard::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -74,6 +120,17 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
     Ok(Json(serde_json::json!({ "status": "ok", "cases": cases })).into_response())
 }
 
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let cases = tokio::task::spawn_blocking({
+        let state = state.clone();
+        move || lock(&state.store)?.count_cases().map_err(ApiError::from)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)??;
+    state.cases.set(cases as i64);
+    Ok(crate::metrics::answer(state.metrics.render()))
+}
+
 async fn sync(
     State(state): State<Arc<AppState>>,
     method: Method,
@@ -95,31 +152,7 @@ fn serve(
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
     let started = Instant::now();
-    let now = now_ms();
-    let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-    let device = {
-        let registry = lock(&state.registry)?;
-        let device = registry
-            .device(signed.device)?
-            .ok_or_else(|| ApiError::Unauthorized("unknown device".into()))?;
-        signing::verify(
-            &device.public_key,
-            &signed,
-            method.as_str(),
-            uri.path(),
-            body,
-            now,
-        )
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        if device.revoked {
-            return Err(ApiError::Forbidden("this device has been revoked".into()));
-        }
-        if !registry.first_use_of_nonce(&signed.nonce, now)? {
-            return Err(ApiError::Unauthorized("replayed request".into()));
-        }
-        device
-    };
+    let device = authenticate(state, method, uri, headers, body)?;
     let request: SyncRequest = wire::decode_message(body).map_err(CoreError::from)?;
     let uploaded = request.ops.len();
     let (response, times) = lock(&state.store)?.serve_sync(
@@ -129,6 +162,9 @@ fn serve(
         state.config.max_response_bytes,
     )?;
     let encoded = wire::encode_message(&response);
+    let count = |direction| state.sync_ops.get_or_create(&DirectionLabels { direction });
+    count("received").inc_by(uploaded as u64);
+    count("sent").inc_by(response.ops.len() as u64);
     tracing::info!(
         device = device.replica,
         ops_in = uploaded,
@@ -145,7 +181,79 @@ fn serve(
     Ok(encoded)
 }
 
-fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
+/// The enrolled, unrevoked device that signed this request, once.
+fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Device, ApiError> {
+    let now = now_ms();
+    let signed = SignedHeaders::parse(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let registry = lock(&state.registry)?;
+    let device = registry
+        .device(signed.device)?
+        .ok_or_else(|| ApiError::Unauthorized("unknown device".into()))?;
+    signing::verify(
+        &device.public_key,
+        &signed,
+        method.as_str(),
+        uri.path(),
+        body,
+        now,
+    )
+    .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    if device.revoked {
+        return Err(ApiError::Forbidden("this device has been revoked".into()));
+    }
+    if !registry.first_use_of_nonce(&signed.nonce, now)? {
+        return Err(ApiError::Unauthorized("replayed request".into()));
+    }
+    Ok(device)
+}
+
+async fn ussd_sessions(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let answer = tokio::task::spawn_blocking(move || {
+        let device = authenticate(&state, &method, &uri, &headers, &body)?;
+        if device.role != Role::Intake {
+            return Err(ApiError::Forbidden(
+                "only the gateway reports USSD sessions".into(),
+            ));
+        }
+        let reports: UssdSessionReports = wire::decode_message(&body).map_err(CoreError::from)?;
+        if reports.sessions.len() > MAX_REPORTS {
+            return Err(ApiError::BadRequest("too many reports at once".into()));
+        }
+        for report in &reports.sessions {
+            check_report(report).map_err(ApiError::BadRequest)?;
+        }
+        let up_to = lock(&state.supervision)?
+            .store_reports(device.replica, &reports.sessions)
+            .map_err(|e| {
+                tracing::error!(error = %e, "storing USSD session reports failed");
+                ApiError::Internal
+            })?;
+        tracing::info!(
+            device = device.replica,
+            sessions = reports.sessions.len(),
+            "USSD sessions reported"
+        );
+        Ok(wire::encode_message(&UssdSessionsStored { up_to }))
+    })
+    .await
+    .map_err(|_| ApiError::Internal)??;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], answer).into_response())
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
     m.lock().map_err(|_| ApiError::Internal)
 }
 
@@ -200,7 +308,7 @@ impl IntoResponse for ApiError {
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into()),
         };
         if status != StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::info!(status = status.as_u16(), %message, "sync refused");
+            tracing::info!(status = status.as_u16(), %message, "request refused");
         }
         (status, message).into_response()
     }

@@ -18,6 +18,9 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// A request still running after this long is answered 408.
     pub request_timeout_secs: u64,
+    /// The deployment's local time, east of UTC (Dakar 0, Nairobi 180):
+    /// the figures' days and busiest hours are local.
+    pub utc_offset_minutes: i32,
 }
 
 impl Default for Config {
@@ -28,6 +31,7 @@ impl Default for Config {
             max_body_bytes: 8 << 20,
             max_response_bytes: 1 << 20,
             request_timeout_secs: 60,
+            utc_offset_minutes: 0,
         }
     }
 }

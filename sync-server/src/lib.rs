@@ -3,4 +3,10 @@
 
 pub mod app;
 pub mod config;
+pub mod dashboard;
+pub mod figures;
+pub mod metrics;
+pub mod page;
 pub mod registry;
+pub mod supervision;
+pub mod supervisors;

@@ -62,6 +62,20 @@ enum Command {
         #[arg(long, env = "GUICHET_SYNC_DATA_DIR")]
         data_dir: PathBuf,
     },
+    /// Add a supervisor (or set their password and units). The password
+    /// is read from GUICHET_SUPERVISOR_PASSWORD, else from standard input.
+    Supervisor {
+        #[arg(long, env = "GUICHET_SYNC_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// A unit the supervisor follows (repeat for several).
+        #[arg(long = "unit", required_unless_present = "all_units")]
+        units: Vec<String>,
+        /// The supervisor follows every unit.
+        #[arg(long, conflicts_with = "units")]
+        all_units: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +118,19 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
+        Some(Command::Supervisor {
+            data_dir,
+            name,
+            units,
+            all_units,
+        }) => registry(&data_dir).and_then(|r| {
+            let password = supervisor_password()?;
+            let units = (!all_units).then_some(units.as_slice());
+            r.set_supervisor(&name, &password, units, now_ms())
+                .map_err(|e| e.to_string())?;
+            println!("supervisor {name} can sign in at /supervisor");
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,6 +139,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn supervisor_password() -> Result<String, String> {
+    if let Ok(password) = std::env::var("GUICHET_SUPERVISOR_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the password: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 fn registry(data_dir: &std::path::Path) -> Result<Registry, String> {

@@ -87,7 +87,12 @@ impl Registry {
                WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces(expires_at);",
         )?;
+        conn.execute_batch(crate::supervisors::SCHEMA)?;
         Ok(Registry { conn })
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Enrols a device's public key and gives it the next replica number.

@@ -9,10 +9,11 @@
 use crate::config::Config;
 use crate::gateway::{locked, Filing, Sessions};
 use crate::i18n::{Arg, Catalog};
-use crate::state::GatewayDb;
+use crate::state::{GatewayDb, SessionSummary};
 use crate::text::{self, UssdLimit};
 use guichet_core::{
-    reference, CaseId, CaseQuery, Channel, Error as CoreError, NewCase, Priority, Status, Store,
+    reference, CaseId, CaseQuery, Channel, Error as CoreError, EventKind, NewCase, Priority, Status,
+    Store,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::{Mutex, MutexGuard};
@@ -92,6 +93,34 @@ impl Step {
 
     fn is_request(&self) -> bool {
         self.flow() == "new_request"
+    }
+
+    /// The request being filled in, if this step is part of one.
+    fn draft(&self) -> Option<&Draft> {
+        match self {
+            Step::Service { draft, .. }
+            | Step::Locality { draft, .. }
+            | Step::Description { draft }
+            | Step::Confirm { draft } => Some(draft),
+            Step::Resume { saved } => saved.draft(),
+            _ => None,
+        }
+    }
+}
+
+impl Session {
+    /// What the supervisor's figures keep of the session when it ends.
+    pub fn summary(&self, config: &Config) -> SessionSummary {
+        let draft = self.step.draft();
+        SessionSummary {
+            flow: self.step.flow(),
+            language: self.lang.clone(),
+            service: draft.and_then(|d| d.service.clone()),
+            unit: draft
+                .and_then(|d| d.locality.as_deref())
+                .and_then(|l| config.unit_of(l))
+                .map(str::to_string),
+        }
     }
 }
 
@@ -574,13 +603,16 @@ fn track(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
         Ok(r) => ctx.store().find_by_reference(&r),
     };
     match found {
-        Ok(case) => Ok(Reply::End(status_message(
+        Ok(case) => {
+            record_inquiry(ctx, &case, "USSD");
+            Ok(Reply::End(status_message(
             ctx,
             &lang,
             &case,
             "track",
             |id, args| ctx.catalog.text(&lang, id, args),
-        ))),
+        )))
+        }
         Err(CoreError::NotFound(_)) => Ok(Reply::End(ctx.catalog.text(
             &lang,
             "reference-unknown",
@@ -601,12 +633,7 @@ pub fn status_message(
     prefix: &str,
     render: impl Fn(&str, &[(&str, Arg)]) -> String,
 ) -> String {
-    let own = case.requester_phone == ctx.phone
-        || case
-            .mediator
-            .as_deref()
-            .and_then(|m| ctx.config.mediator(m))
-            .is_some_and(|m| m.phone == ctx.phone);
+    let own = is_own(ctx, case);
     let status = format!("status-{}", case.status.as_str());
     let next = format!("next-{}", case.status.as_str());
     let mut args = vec![
@@ -625,6 +652,33 @@ pub fn status_message(
     render(&id, &args)
 }
 
+/// Whether the caller is the case's requester or its mediator.
+fn is_own(ctx: &Ctx, case: &guichet_core::Case) -> bool {
+    case.requester_phone == ctx.phone
+        || case
+            .mediator
+            .as_deref()
+            .and_then(|m| ctx.config.mediator(m))
+            .is_some_and(|m| m.phone == ctx.phone)
+}
+
+/// The requester (or their mediator) asking about their case is a repeat
+/// contact: recorded on the case for the agents and the figures. Anyone
+/// else tracking it leaves no trace. A failure to record never keeps the
+/// caller from the answer.
+pub fn record_inquiry(ctx: &Ctx, case: &guichet_core::Case, channel: &str) {
+    if !is_own(ctx, case) {
+        return;
+    }
+    let text = format!("the requester asked about the case by {channel}");
+    if let Err(e) = ctx
+        .store()
+        .write(|w| w.add_event(case.id, EventKind::Inquiry, &text))
+    {
+        tracing::error!(case = %case.id, error = %e, "recording an inquiry failed");
+    }
+}
+
 pub fn status_text(catalog: &Catalog, lang: &str, status: Status) -> String {
     catalog.text(lang, &format!("status-{}", status.as_str()), &[])
 }
@@ -635,6 +689,7 @@ fn mine(session: &mut Session, ctx: &mut Ctx, input: &str, page: usize) -> Flow<
     match choose(input, cases.len(), page, pages) {
         Choice::Item(i) => {
             let lang = session.lang.clone();
+            record_inquiry(ctx, &cases[i], "USSD");
             Ok(Reply::End(status_message(
                 ctx,
                 &lang,

@@ -132,24 +132,24 @@ impl Sessions {
     }
 
     /// Marks a session over; its flow if it was still going.
-    fn finish(&self, provider: &str, id: &str) -> Option<&'static str> {
+    fn finish(&self, provider: &str, id: &str) -> Option<Session> {
         let mut live = locked(&self.live);
         let l = live.get_mut(&(provider.to_string(), id.to_string()))?;
         let was_going = !l.finished;
         l.finished = true;
-        was_going.then(|| l.session.step.flow())
+        was_going.then(|| l.session.clone())
     }
 
     /// Forgets sessions idle since before `before`, and drafts older than
-    /// `draft_before`; returns the flows of those that never finished.
-    fn expire(&self, before: u64, draft_before: u64) -> Vec<(String, String, &'static str)> {
+    /// `draft_before`; returns those that never finished.
+    fn expire(&self, before: u64, draft_before: u64) -> Vec<(String, String, Session)> {
         let mut abandoned = Vec::new();
         locked(&self.live).retain(|(provider, id), l| {
             if l.updated_at >= before {
                 return true;
             }
             if !l.finished {
-                abandoned.push((provider.clone(), id.clone(), l.session.step.flow()));
+                abandoned.push((provider.clone(), id.clone(), l.session.clone()));
             }
             false
         });
@@ -279,7 +279,7 @@ impl Gateway {
                 hop.provider,
                 hop.session_id,
                 "completed",
-                session.step.flow(),
+                &session.summary(&self.config),
                 None,
                 now,
             )?;
@@ -304,12 +304,13 @@ impl Gateway {
     /// notification, an XML release or timeout). Counts it for the
     /// abandonment figures; the draft stays so the caller can resume.
     pub fn ussd_ended(&self, provider: &str, session_id: &str, end: SessionEnd, hops: Option<u32>) {
-        let Some(flow) = self.sessions.finish(provider, session_id) else {
+        let Some(session) = self.sessions.finish(provider, session_id) else {
             return;
         };
+        let summary = session.summary(&self.config);
         let db = locked(&self.db);
         if let Err(e) =
-            db.record_ussd_outcome(provider, session_id, end.as_str(), flow, hops, now_ms())
+            db.record_ussd_outcome(provider, session_id, end.as_str(), &summary, hops, now_ms())
         {
             tracing::error!(error = %e, "recording the end of a USSD session failed");
         }
@@ -324,8 +325,10 @@ impl Gateway {
             .sessions
             .expire(now.saturating_sub(timeout), now.saturating_sub(window));
         let db = locked(&self.db);
-        for (provider, id, flow) in abandoned {
-            if let Err(e) = db.record_ussd_outcome(&provider, &id, "abandoned", flow, None, now) {
+        for (provider, id, session) in abandoned {
+            let summary = session.summary(&self.config);
+            if let Err(e) = db.record_ussd_outcome(&provider, &id, "abandoned", &summary, None, now)
+            {
                 tracing::error!(error = %e, "recording an abandoned session failed");
             }
         }

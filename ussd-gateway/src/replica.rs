@@ -4,6 +4,7 @@
 
 use crate::gateway::{locked, Gateway};
 use guichet_core::sync::client::{ClientOptions, SyncClient};
+use guichet_core::sync::protocol::{UssdSessionReports, UssdSessionsStored, USSD_SESSIONS_PATH};
 use guichet_core::sync::signing::DeviceKey;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -133,9 +134,41 @@ pub async fn sync_loop(gw: Arc<Gateway>, server_url: String, key: DeviceKey, int
             }
         }
         housekeeping(&gw).await;
+        if let Err(e) = report_ussd_sessions(&gw, &client).await {
+            tracing::warn!(error = %e, "reporting USSD sessions failed; will retry");
+        }
         tokio::time::sleep(interval).await;
     }
 }
+
+/// Sends the sync server how USSD sessions ended, for the supervisor's
+/// abandonment figures, until none is left to send. The server stores
+/// them idempotently, so a lost answer only costs a resend.
+async fn report_ussd_sessions(gw: &Arc<Gateway>, client: &SyncClient) -> Result<(), String> {
+    loop {
+        let sessions = locked(&gw.db)
+            .unreported_ussd_outcomes(REPORT_BATCH)
+            .map_err(|e| e.to_string())?;
+        let Some(last) = sessions.last().map(|s| s.id) else {
+            return Ok(());
+        };
+        let full = sessions.len() == REPORT_BATCH;
+        let answer = client
+            .send_shared(&gw.store, USSD_SESSIONS_PATH, &UssdSessionReports { sessions })
+            .await
+            .map_err(|e| e.to_string())?;
+        let stored: UssdSessionsStored =
+            guichet_core::wire::decode_message(&answer).map_err(|e| e.to_string())?;
+        locked(&gw.db)
+            .ussd_outcomes_reported(stored.up_to.min(last))
+            .map_err(|e| e.to_string())?;
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+const REPORT_BATCH: usize = 500;
 
 /// Tells requesters what moved and counts lapsed sessions as abandoned.
 async fn housekeeping(gw: &Arc<Gateway>) {

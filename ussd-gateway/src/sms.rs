@@ -163,9 +163,12 @@ impl Gateway {
             ));
         };
         match ctx.store().find_by_reference(&reference) {
-            Ok(case) => Ok(flow::status_message(ctx, lang, &case, "sms", |id, args| {
-                self.sms_text(lang, id, args)
-            })),
+            Ok(case) => {
+                flow::record_inquiry(ctx, &case, "SMS");
+                Ok(flow::status_message(ctx, lang, &case, "sms", |id, args| {
+                    self.sms_text(lang, id, args)
+                }))
+            }
             Err(guichet_core::Error::NotFound(_)) => Ok(self.sms_text(
                 lang,
                 "sms-unknown-reference",

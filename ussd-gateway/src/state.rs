@@ -3,6 +3,7 @@
 //! of each case its requester was told, and how USSD sessions ended.
 //! (Sessions themselves live in memory: see `gateway::Sessions`.)
 
+use guichet_core::sync::protocol::UssdSessionReport;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 
@@ -16,8 +17,28 @@ CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox(provider, provider_id);
 CREATE TABLE IF NOT EXISTS notified(case_id INTEGER PRIMARY KEY, status INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ussd_outcomes(id INTEGER PRIMARY KEY, provider TEXT NOT NULL, session_id TEXT NOT NULL,
-  outcome TEXT NOT NULL, flow TEXT NOT NULL, hops INTEGER, at INTEGER NOT NULL);
+  outcome TEXT NOT NULL, flow TEXT NOT NULL, hops INTEGER, at INTEGER NOT NULL,
+  language TEXT, service TEXT, unit TEXT);
 ";
+
+/// Columns added after the first release, for files created before.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("ussd_outcomes", "language TEXT"),
+    ("ussd_outcomes", "service TEXT"),
+    ("ussd_outcomes", "unit TEXT"),
+];
+
+/// Where the last USSD session reported to the sync server is kept (meta).
+const USSD_REPORTED_UP_TO: &str = "ussd_reported_up_to";
+
+/// What the figures keep of a USSD session when it ends: never the phone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionSummary {
+    pub flow: &'static str,
+    pub language: String,
+    pub service: Option<String>,
+    pub unit: Option<String>,
+}
 
 /// An SMS's life in the outbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +111,17 @@ impl GatewayDb {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        for (table, column) in ADDED_COLUMNS {
+            let name = column.split(' ').next().unwrap_or(column);
+            let present: bool = conn.query_row(
+                &format!("SELECT count(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                [name],
+                |r| r.get(0),
+            )?;
+            if !present {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column}"))?;
+            }
+        }
         // Sends interrupted by a stop: they may have left; never twice.
         conn.execute(
             "UPDATE outbox SET status = 'unknown', last_error = 'interrupted while sending'
@@ -142,18 +174,56 @@ impl GatewayDb {
         provider: &str,
         session_id: &str,
         outcome: &str,
-        flow: &str,
+        session: &SessionSummary,
         hops: Option<u32>,
         at: u64,
     ) -> Res<()> {
         self.conn
             .prepare_cached(
-                "INSERT INTO ussd_outcomes(provider, session_id, outcome, flow, hops, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO ussd_outcomes(provider, session_id, outcome, flow, hops, at, language, service, unit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
-                provider, session_id, outcome, flow, hops, at as i64
+                provider,
+                session_id,
+                outcome,
+                session.flow,
+                hops,
+                at as i64,
+                session.language,
+                session.service,
+                session.unit
             ])?;
+        Ok(())
+    }
+
+    /// Session outcomes the sync server has not stored yet, oldest first.
+    pub fn unreported_ussd_outcomes(&self, limit: usize) -> Res<Vec<UssdSessionReport>> {
+        let after = self.meta(USSD_REPORTED_UP_TO)?.unwrap_or(0);
+        self.conn
+            .prepare_cached(
+                "SELECT id, outcome, flow, language, service, unit, at FROM ussd_outcomes
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?
+            .query_map(params![after as i64, limit as i64], |r| {
+                Ok(UssdSessionReport {
+                    id: r.get::<_, i64>(0)? as u64,
+                    outcome: r.get(1)?,
+                    flow: r.get(2)?,
+                    language: r.get(3)?,
+                    service: r.get(4)?,
+                    unit: r.get(5)?,
+                    ended_ms: r.get::<_, i64>(6)? as u64,
+                })
+            })?
+            .collect()
+    }
+
+    /// The sync server stored every outcome up to `id`.
+    pub fn ussd_outcomes_reported(&self, id: u64) -> Res<()> {
+        if self.meta(USSD_REPORTED_UP_TO)?.unwrap_or(0) < id {
+            self.set_meta(USSD_REPORTED_UP_TO, id)?;
+        }
         Ok(())
     }
 

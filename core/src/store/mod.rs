@@ -6,11 +6,13 @@
 //! with the indexes a tablet queries, `cases_fts` the accent-insensitive
 //! text index.
 
+mod history;
 mod peer;
 mod query;
 mod schema;
 mod writer;
 
+pub use history::{CaseHistory, HistoryReader};
 pub use peer::{PeerChanges, Scope, ServeTimes};
 pub use query::CaseQuery;
 pub use writer::Writer;

@@ -134,7 +134,7 @@ impl SyncClient {
                 Ok::<_, crate::Error>((request, s.acked(peer)?))
             })?;
             let body = wire::encode_message(&request);
-            let answer = self.exchange(store, &body).await?;
+            let answer = self.exchange(store, SYNC_PATH, &body).await?;
             let response: SyncResponse =
                 wire::decode_message(&answer).map_err(|e| SyncError::BadAnswer(e.to_string()))?;
             let applied = with(store, |s| s.apply_sync_response(peer, &response));
@@ -165,13 +165,27 @@ impl SyncClient {
         }
     }
 
+    /// Sends `message` to another signed endpoint of the server (such as
+    /// the gateway's USSD session reports), with the same signature,
+    /// retries and clock correction as a sync; returns the answer's body.
+    pub async fn send_shared<S: std::borrow::BorrowMut<Store>>(
+        &self,
+        store: &std::sync::Mutex<S>,
+        path: &str,
+        message: &impl serde::Serialize,
+    ) -> Result<Vec<u8>, SyncError> {
+        self.exchange(store, path, &wire::encode_message(message))
+            .await
+    }
+
     /// One signed request, retried with backoff while the failure may pass.
     async fn exchange<S: std::borrow::BorrowMut<Store>>(
         &self,
         store: &std::sync::Mutex<S>,
+        path: &str,
         body: &[u8],
     ) -> Result<Vec<u8>, SyncError> {
-        let url = format!("{}{SYNC_PATH}", self.base_url);
+        let url = format!("{}{path}", self.base_url);
         let mut backoff = self.options.first_backoff;
         let mut clock_fixed = false;
         let mut attempt = 0;
@@ -179,7 +193,7 @@ impl SyncClient {
             attempt += 1;
             // A fresh timestamp and nonce for every attempt: a retry is not a replay.
             let (replica, now) = with(store, |s| (s.replica(), s.now_ms()));
-            let signed = self.key.sign(replica, "POST", SYNC_PATH, body, now);
+            let signed = self.key.sign(replica, "POST", path, body, now);
             let mut request = self
                 .http
                 .post(&url)

@@ -55,3 +55,36 @@ pub struct SyncResponse {
     /// Cases that moved out of the device's scope.
     pub removed: Vec<CaseId>,
 }
+
+/// Where the gateway reports how its USSD sessions ended, for the
+/// abandonment figures. Intake devices only.
+pub const USSD_SESSIONS_PATH: &str = "/v1/ussd-sessions";
+
+/// How one USSD session ended. No phone number: figures need none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UssdSessionReport {
+    /// The gateway's own number for the session; with the gateway's
+    /// replica it makes a report idempotent.
+    pub id: u64,
+    /// `completed`, `abandoned` (hung up, dropped, or expired) or `failed`.
+    pub outcome: String,
+    /// The flow the caller was in when it ended (`new_request`, `track`...).
+    pub flow: String,
+    pub language: Option<String>,
+    /// The service chosen, once the caller got that far in a new request.
+    pub service: Option<String>,
+    /// The unit serving the chosen locality, once known.
+    pub unit: Option<String>,
+    pub ended_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UssdSessionReports {
+    pub sessions: Vec<UssdSessionReport>,
+}
+
+/// The answer: every report up to this id is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct UssdSessionsStored {
+    pub up_to: u64,
+}
