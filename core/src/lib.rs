@@ -29,7 +29,7 @@ pub use model::{
 };
 pub use op::{FieldWrite, Op, OpBody};
 pub use store::{
-    system_clock, ApplyOutcome, BatchLimit, CaseHistory, CaseQuery, Clock, HistoryReader, PeerChanges, Scope, ServeTimes,
-    Store, SyncOutcome, SyncStatus, Writer,
+    system_clock, ApplyOutcome, BatchLimit, CaseHistory, CaseQuery, Clock, HistoryReader,
+    PeerChanges, Scope, ServeTimes, Store, SyncOutcome, SyncStatus, Writer,
 };
 pub use wire::Batch;

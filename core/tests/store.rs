@@ -1,9 +1,9 @@
 //! What a tablet, the server and the gateway rely on the store for.
 
 use guichet_core::{
-    wire, Batch, BatchError, HistoryReader, BatchLimit, CaseQuery, Channel, Clock, Dot, Error, EventKind, Field,
-    FieldWrite, NewCase, Op, OpBody, Priority, Stamp, Status, Store, SyncOutcome, TimelineWhat,
-    Value,
+    wire, Batch, BatchError, BatchLimit, CaseQuery, Channel, Clock, Dot, Error, EventKind, Field,
+    FieldWrite, HistoryReader, NewCase, Op, OpBody, Priority, Stamp, Status, Store, SyncOutcome,
+    TimelineWhat, Value,
 };
 use std::sync::Arc;
 use tempfile::TempDir;
@@ -766,19 +766,29 @@ fn histories_tell_when_a_case_was_received_resolved_reopened_rated_and_asked_abo
         Arc::new(move || clock.load(std::sync::atomic::Ordering::SeqCst)),
     )
     .unwrap();
-    let id = store.write(|w| w.create_case(&new_case("Awa", "Thiès"))).unwrap();
-    let untouched = store.write(|w| w.create_case(&new_case("Binta", "Pout"))).unwrap();
+    let id = store
+        .write(|w| w.create_case(&new_case("Awa", "Thiès")))
+        .unwrap();
+    let untouched = store
+        .write(|w| w.create_case(&new_case("Binta", "Pout")))
+        .unwrap();
     let received = now();
     advance(DAY);
     store
         .write(|w| w.add_event(id, EventKind::Inquiry, "tracked by USSD"))
         .unwrap();
     advance(DAY);
-    store.write(|w| w.change_status(id, Status::Resolved)).unwrap();
+    store
+        .write(|w| w.change_status(id, Status::Resolved))
+        .unwrap();
     let resolved = now();
     advance(DAY);
-    store.write(|w| w.change_status(id, Status::InProgress)).unwrap();
-    store.write(|w| w.change_status(id, Status::Resolved)).unwrap();
+    store
+        .write(|w| w.change_status(id, Status::InProgress))
+        .unwrap();
+    store
+        .write(|w| w.change_status(id, Status::Resolved))
+        .unwrap();
     store.write(|w| w.rate(id, 4)).unwrap();
 
     let mut reader = HistoryReader::open(&path).unwrap();
@@ -791,7 +801,10 @@ fn histories_tell_when_a_case_was_received_resolved_reopened_rated_and_asked_abo
     assert_eq!(case.rating, Some(4));
     assert_eq!(case.rated_ms, Some(now()));
     assert_eq!(case.events, vec![(received + DAY, EventKind::Inquiry)]);
-    assert_eq!(case.status_changes.first(), Some(&(received, Status::Received)));
+    assert_eq!(
+        case.status_changes.first(),
+        Some(&(received, Status::Received))
+    );
     assert_eq!(case.status, Status::Resolved);
     let other = histories.iter().find(|h| h.id == untouched).unwrap();
     assert_eq!(other.first_resolved_ms(), None);

@@ -51,8 +51,8 @@ impl AppState {
         let registry =
             Registry::open(&config.data_dir.join("registry.db")).map_err(|e| e.to_string())?;
         let store_path = config.data_dir.join("server.db");
-        let store = Store::open(&store_path, crate::registry::SERVER_REPLICA)
-            .map_err(|e| e.to_string())?;
+        let store =
+            Store::open(&store_path, crate::registry::SERVER_REPLICA).map_err(|e| e.to_string())?;
         let histories = HistoryReader::open(&store_path).map_err(|e| e.to_string())?;
         let supervision_path = config.data_dir.join("supervision.db");
         let supervision = SupervisionDb::open(&supervision_path)
@@ -246,7 +246,7 @@ async fn ussd_sessions(
             sessions = reports.sessions.len(),
             "USSD sessions reported"
         );
-        Ok(wire::encode_message(&UssdSessionsStored { up_to }))
+        Ok(wire::encode_message(&UssdSessionsStored::new(up_to)))
     })
     .await
     .map_err(|_| ApiError::Internal)??;

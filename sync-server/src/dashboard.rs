@@ -55,9 +55,10 @@ async fn figures_api(
     })
     .await?;
     let mut response = Json(answer).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     Ok(response)
 }
 
@@ -123,7 +124,10 @@ async fn log_in(
     .await
 }
 
-async fn log_out(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn log_out(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     blocking(move || {
         if let Some(token) = session_token(&headers) {
             lock(&state.registry)?.close_supervisor_session(token)?;
@@ -147,9 +151,10 @@ fn texts(asked: &Option<String>, headers: &HeaderMap) -> Texts {
 
 fn no_store(page: impl IntoResponse) -> Response {
     let mut response = page.into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
     response
 }
 
@@ -194,7 +199,11 @@ fn supervisor(state: &AppState, headers: &HeaderMap) -> Result<Option<Supervisor
 }
 
 /// The dashboard a supervisor asked for, over what they may see.
-fn compute(state: &AppState, who: &Supervisor, query: &FiguresQuery) -> Result<Dashboard, ApiError> {
+fn compute(
+    state: &AppState,
+    who: &Supervisor,
+    query: &FiguresQuery,
+) -> Result<Dashboard, ApiError> {
     let selection = selection(query, state.config.utc_offset_minutes)?;
     if let Some(unit) = &selection.unit {
         if !who.may_see(unit) {
@@ -236,7 +245,9 @@ fn selection(query: &FiguresQuery, utc_offset_minutes: i32) -> Result<Selection,
         .transpose()?
         .unwrap_or(to - Duration::days(DEFAULT_PERIOD_DAYS - 1));
     if from > to {
-        return Err(ApiError::BadRequest("the period ends before it starts".into()));
+        return Err(ApiError::BadRequest(
+            "the period ends before it starts".into(),
+        ));
     }
     if (to - from).num_days() >= MAX_PERIOD_DAYS {
         return Err(ApiError::BadRequest(format!(

@@ -198,7 +198,10 @@ pub fn compute(
                 asked_again += 1;
             }
         }
-        if let Some(resolved) = case.first_resolved_ms().filter(|ms| selection.in_period(*ms)) {
+        if let Some(resolved) = case
+            .first_resolved_ms()
+            .filter(|ms| selection.in_period(*ms))
+        {
             durations.push(resolved.saturating_sub(case.received_ms));
             let asked_before = case
                 .events
@@ -250,8 +253,7 @@ pub fn compute(
 
     let mut ussd = UssdFigures::default();
     for session in sessions.iter().filter(|s| {
-        selection.in_period(s.ended_ms)
-            && selection.wants(s.unit.as_deref(), s.service.as_deref())
+        selection.in_period(s.ended_ms) && selection.wants(s.unit.as_deref(), s.service.as_deref())
     }) {
         ussd.sessions += 1;
         match session.outcome.as_str() {

@@ -187,12 +187,18 @@ pub fn dashboard(texts: &Texts, who: &Supervisor, d: &Dashboard) -> String {
     body.push_str("<div class=\"cards\">");
     cards(&mut body, texts, f);
     body.push_str("</div><div class=\"charts\">");
-    let named = |prefix: &str, map: &std::collections::BTreeMap<String, u64>| -> Vec<(String, u64)> {
-        map.iter()
-            .map(|(k, v)| (texts.word(&format!("{prefix}{k}")), *v))
-            .collect()
-    };
-    chart(&mut body, texts, "by-channel", &named("channel-", &f.received.by_channel));
+    let named =
+        |prefix: &str, map: &std::collections::BTreeMap<String, u64>| -> Vec<(String, u64)> {
+            map.iter()
+                .map(|(k, v)| (texts.word(&format!("{prefix}{k}")), *v))
+                .collect()
+        };
+    chart(
+        &mut body,
+        texts,
+        "by-channel",
+        &named("channel-", &f.received.by_channel),
+    );
     let languages: Vec<(String, u64)> = f
         .received
         .by_language
@@ -200,7 +206,12 @@ pub fn dashboard(texts: &Texts, who: &Supervisor, d: &Dashboard) -> String {
         .map(|(k, v)| (esc(k), *v))
         .collect();
     chart(&mut body, texts, "by-language", &languages);
-    chart(&mut body, texts, "backlog-by-status", &named("status-", &f.backlog.by_status));
+    chart(
+        &mut body,
+        texts,
+        "backlog-by-status",
+        &named("status-", &f.backlog.by_status),
+    );
     let ages: Vec<(String, u64)> = (0..4)
         .map(|i| (texts.word(&format!("age-{i}")), f.backlog.by_age[i]))
         .collect();
@@ -214,7 +225,12 @@ pub fn dashboard(texts: &Texts, who: &Supervisor, d: &Dashboard) -> String {
         .collect();
     chart(&mut body, texts, "busiest-days", &days);
     hours_chart(&mut body, texts, &f.busiest.by_hour);
-    chart(&mut body, texts, "abandoned-in", &named("flow-", &f.ussd.abandoned_in_flow));
+    chart(
+        &mut body,
+        texts,
+        "abandoned-in",
+        &named("flow-", &f.ussd.abandoned_in_flow),
+    );
     body.push_str("</div>");
     unit_table(&mut body, texts, d);
     body.push_str("</main>");
@@ -339,7 +355,10 @@ fn cards(out: &mut String, texts: &Texts, f: &Figures) {
         "repeat_contacts.requests_asked_again.percent",
         again.percent,
         or_none(again.percent, "percent"),
-        texts.get("inquiries", &[("count", count(f.repeat_contacts.inquiries))]),
+        texts.get(
+            "inquiries",
+            &[("count", count(f.repeat_contacts.inquiries))],
+        ),
     );
     card(
         "complaints",
@@ -376,7 +395,11 @@ fn chart(out: &mut String, texts: &Texts, title: &str, items: &[(String, u64)]) 
     );
     let max = items.iter().map(|(_, v)| *v).max().unwrap_or(0);
     if max == 0 {
-        let _ = write!(out, "<p class=\"empty\">{}</p></section>", texts.word("no-data"));
+        let _ = write!(
+            out,
+            "<p class=\"empty\">{}</p></section>",
+            texts.word("no-data")
+        );
         return;
     }
     let row = 26;
@@ -412,7 +435,11 @@ fn hours_chart(out: &mut String, texts: &Texts, by_hour: &[u64; 24]) {
     );
     let max = by_hour.iter().copied().max().unwrap_or(0);
     if max == 0 {
-        let _ = write!(out, "<p class=\"empty\">{}</p></section>", texts.word("no-data"));
+        let _ = write!(
+            out,
+            "<p class=\"empty\">{}</p></section>",
+            texts.word("no-data")
+        );
         return;
     }
     let _ = write!(
@@ -480,10 +507,7 @@ mod tests {
         for (lang, source) in LANGUAGES {
             let texts = Texts::new(lang, source);
             for id in &ids {
-                assert!(
-                    texts.bundle.get_message(id).is_some(),
-                    "{lang} lacks {id}"
-                );
+                assert!(texts.bundle.get_message(id).is_some(), "{lang} lacks {id}");
             }
         }
         let fr = Texts::choose(None, Some("en-GB,en;q=0.8"));
@@ -491,6 +515,9 @@ mod tests {
         assert_eq!(Texts::choose(Some("fr"), Some("en")).lang(), "fr");
         assert_eq!(Texts::choose(Some("xx"), None).lang(), "fr");
         assert_eq!(Texts::choose(None, None).number(3.5), "3,5");
-        assert_eq!(esc("<a href='x'>&</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;");
+        assert_eq!(
+            esc("<a href='x'>&</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&lt;/a&gt;"
+        );
     }
 }

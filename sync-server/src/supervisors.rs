@@ -99,7 +99,11 @@ impl Registry {
     }
 
     /// Opens a browser session; returns its token (for the cookie).
-    pub fn open_supervisor_session(&self, name: &str, now_ms: u64) -> Result<String, RegistryError> {
+    pub fn open_supervisor_session(
+        &self,
+        name: &str,
+        now_ms: u64,
+    ) -> Result<String, RegistryError> {
         let mut token = [0u8; 32];
         SystemRandom::new()
             .fill(&mut token)
@@ -174,13 +178,7 @@ fn hash_password(password: &str) -> Result<String, RegistryError> {
 
 fn verify_password(stored: &str, password: &str) -> bool {
     let parts: Vec<&str> = stored.split('$').collect();
-    let [
-        "pbkdf2-sha256",
-        rounds,
-        salt,
-        hash,
-    ] = parts.as_slice()
-    else {
+    let ["pbkdf2-sha256", rounds, salt, hash] = parts.as_slice() else {
         return false;
     };
     let (Some(rounds), Ok(salt), Ok(hash)) = (
@@ -222,23 +220,37 @@ mod tests {
         assert!(reg.set_supervisor("awa", "short", None, 0).is_err());
         reg.set_supervisor("awa", "a long password", Some(&units), 0)
             .unwrap();
-        assert_eq!(reg.check_supervisor("awa", "a long passwore").unwrap(), None);
-        assert_eq!(reg.check_supervisor("nobody", "a long password").unwrap(), None);
-        let awa = reg.check_supervisor("awa", "a long password").unwrap().unwrap();
+        assert_eq!(
+            reg.check_supervisor("awa", "a long passwore").unwrap(),
+            None
+        );
+        assert_eq!(
+            reg.check_supervisor("nobody", "a long password").unwrap(),
+            None
+        );
+        let awa = reg
+            .check_supervisor("awa", "a long password")
+            .unwrap()
+            .unwrap();
         assert!(awa.may_see("unit-01") && !awa.may_see("unit-02"));
 
         let token = reg.open_supervisor_session("awa", 1_000).unwrap();
         assert_eq!(reg.supervisor_session(&token, 2_000).unwrap(), Some(awa));
         assert_eq!(reg.supervisor_session("forged", 2_000).unwrap(), None);
         assert_eq!(
-            reg.supervisor_session(&token, 1_000 + SESSION_MS + 1).unwrap(),
+            reg.supervisor_session(&token, 1_000 + SESSION_MS + 1)
+                .unwrap(),
             None
         );
         // A new password closes the sessions opened before it.
         let token = reg.open_supervisor_session("awa", 1_000).unwrap();
-        reg.set_supervisor("awa", "another long one", None, 0).unwrap();
+        reg.set_supervisor("awa", "another long one", None, 0)
+            .unwrap();
         assert_eq!(reg.supervisor_session(&token, 2_000).unwrap(), None);
-        let all = reg.check_supervisor("awa", "another long one").unwrap().unwrap();
+        let all = reg
+            .check_supervisor("awa", "another long one")
+            .unwrap()
+            .unwrap();
         assert!(all.may_see("unit-99"));
         let token = reg.open_supervisor_session("awa", 1_000).unwrap();
         reg.close_supervisor_session(&token).unwrap();

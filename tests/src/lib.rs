@@ -204,6 +204,50 @@ pub fn enrol_gateway(server_dir: &Path, gateway_dir: &Path) {
     std::fs::write(gateway_dir.join("enrolment.json"), enrolment).unwrap();
 }
 
+/// The callback secret of [`gateway_config`].
+pub const AT_SECRET: &str = "e2e-secret-0123456789";
+
+/// A gateway configuration for the end-to-end tests: syncing every second
+/// with `server`, sending SMS through `fake_at`, two units, one service and
+/// one mediator (Awa Ndiaye, +221770000009, PIN 1234).
+pub fn gateway_config(gateway_dir: &Path, server: &str, fake_at: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+data_dir = "{gw}"
+locales_dir = "{locales}"
+default_language = "fr"
+country_calling_code = "221"
+[sync]
+server_url = "{server}"
+interval_secs = 1
+[sms]
+provider = "africastalking"
+[[services]]
+id = "etat-civil"
+names = {{ fr = "État civil", en = "Civil registration" }}
+[[units]]
+id = "unit-thies-01"
+localities = ["Thiès", "Pire"]
+[[units]]
+id = "unit-louga-01"
+localities = ["Louga"]
+[[mediators]]
+id = "med-awa"
+name = "Awa Ndiaye"
+phone = "+221770000009"
+pin_sha256 = "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"
+[providers.africastalking]
+secret = "{AT_SECRET}"
+username = "sandbox"
+api_key = "k"
+base_url = "{fake_at}"
+"#,
+        gw = gateway_dir.display(),
+        locales = repo().join("locales").display(),
+    )
+}
+
 pub fn gateway(config_file: &Path) -> Process {
     let mut c = Command::new(binary("guichet-ussd-gateway", "guichet-ussd-gateway"));
     c.arg("--config").arg(config_file);
@@ -309,4 +353,134 @@ pub fn reference_in(text: &str) -> String {
         .max_by_key(|s| s.len())
         .unwrap_or_default()
         .to_string()
+}
+
+/// Posts an incoming SMS to the gateway as Africa's Talking does; returns
+/// the HTTP status.
+pub async fn at_sms(gateway: &Process, from: &str, text: &str, id: &str) -> u16 {
+    let form = [("from", from), ("to", "12345"), ("text", text), ("id", id)];
+    reqwest::Client::new()
+        .post(gateway.at(&format!("/at/{AT_SECRET}/sms")))
+        .form(&form)
+        .send()
+        .await
+        .expect("the gateway answers")
+        .status()
+        .as_u16()
+}
+
+/// Adds a supervisor with the sync server's CLI (the password through the
+/// environment, as a script would).
+pub fn add_supervisor(data_dir: &Path, name: &str, password: &str, units: &[&str]) {
+    let mut command = Command::new(binary("guichet-sync-server", "guichet-sync-server"));
+    command
+        .args(["supervisor", "--name", name, "--data-dir"])
+        .arg(data_dir)
+        .env("GUICHET_SUPERVISOR_PASSWORD", password);
+    if units.is_empty() {
+        command.arg("--all-units");
+    }
+    for unit in units {
+        command.args(["--unit", unit]);
+    }
+    let out = command.output().expect("run the supervisor command");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `GET` a path of the sync server's figures API with Basic credentials.
+pub async fn figures(
+    server: &Process,
+    query: &str,
+    credentials: (&str, &str),
+) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .get(server.at(&format!("/v1/figures{query}")))
+        .basic_auth(credentials.0, Some(credentials.1))
+        .send()
+        .await
+        .expect("the server answers");
+    let status = response.status().as_u16();
+    let body = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+/// Headless Debian Chromium, driven through chromedriver (WebDriver).
+pub struct Browser {
+    pub client: fantoccini::Client,
+    driver: Child,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian package chromium-driver) runs");
+        let capabilities: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({"goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--disable-gpu", "--window-size=1024,1366"]
+            }}))
+            .expect("a JSON object");
+        let url = format!("http://127.0.0.1:{port}");
+        let mut last_error = String::new();
+        for _ in 0..100 {
+            let http = hyper_util::client::legacy::connect::HttpConnector::new();
+            match fantoccini::ClientBuilder::new(http)
+                .capabilities(capabilities.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => return Browser { client, driver },
+                Err(e) => last_error = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("chromedriver did not start: {last_error}");
+    }
+
+    /// The text of the element `css` selects.
+    pub async fn text(&self, css: &str) -> String {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+            .text()
+            .await
+            .expect("its text")
+    }
+
+    /// An attribute of the element `css` selects.
+    pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
+        self.client
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+            .attr(name)
+            .await
+            .expect("its attribute")
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
 }

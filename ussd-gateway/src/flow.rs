@@ -12,8 +12,8 @@ use crate::i18n::{Arg, Catalog};
 use crate::state::{GatewayDb, SessionSummary};
 use crate::text::{self, UssdLimit};
 use guichet_core::{
-    reference, CaseId, CaseQuery, Channel, Error as CoreError, EventKind, NewCase, Priority, Status,
-    Store,
+    reference, CaseId, CaseQuery, Channel, Error as CoreError, EventKind, NewCase, Priority,
+    Status, Store,
 };
 use serde::{Deserialize, Serialize};
 use std::sync::{Mutex, MutexGuard};
@@ -606,12 +606,12 @@ fn track(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
         Ok(case) => {
             record_inquiry(ctx, &case, "USSD");
             Ok(Reply::End(status_message(
-            ctx,
-            &lang,
-            &case,
-            "track",
-            |id, args| ctx.catalog.text(&lang, id, args),
-        )))
+                ctx,
+                &lang,
+                &case,
+                "track",
+                |id, args| ctx.catalog.text(&lang, id, args),
+            )))
         }
         Err(CoreError::NotFound(_)) => Ok(Reply::End(ctx.catalog.text(
             &lang,
@@ -824,8 +824,12 @@ pub fn normalize_phone(typed: &str, country_code: Option<&str>) -> Option<String
         format!("+{code}{national}")
     } else if let Some(code) = country_code.filter(|c| !digits.starts_with(*c)) {
         format!("+{code}{digits}")
-    } else {
+    } else if country_code.is_some() {
         format!("+{digits}")
+    } else {
+        // A national number and no country configured: guessing would
+        // text a stranger abroad.
+        return None;
     };
     guichet_core::model::check_phone(&e164).ok().map(|()| e164)
 }
@@ -940,6 +944,11 @@ mod tests {
         );
         assert_eq!(normalize_phone("12", Some("221")), None);
         assert_eq!(normalize_phone("77a", None), None);
+        assert_eq!(
+            normalize_phone("771234567", None),
+            None,
+            "a national number needs the configured country"
+        );
     }
 
     #[test]

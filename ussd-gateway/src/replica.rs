@@ -154,7 +154,11 @@ async fn report_ussd_sessions(gw: &Arc<Gateway>, client: &SyncClient) -> Result<
         };
         let full = sessions.len() == REPORT_BATCH;
         let answer = client
-            .send_shared(&gw.store, USSD_SESSIONS_PATH, &UssdSessionReports { sessions })
+            .send_shared(
+                &gw.store,
+                USSD_SESSIONS_PATH,
+                &UssdSessionReports::new(sessions),
+            )
             .await
             .map_err(|e| e.to_string())?;
         let stored: UssdSessionsStored =

@@ -131,7 +131,8 @@ impl HistoryReader {
                 OpBody::Create { fields, .. } => {
                     for (field, value) in fields {
                         if let (Field::Status, Value::Int(code)) = (field, value) {
-                            case.status_changes.extend(Status::from_code(*code).map(|s| (ms, s)));
+                            case.status_changes
+                                .extend(Status::from_code(*code).map(|s| (ms, s)));
                         }
                     }
                 }

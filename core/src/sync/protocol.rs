@@ -78,13 +78,34 @@ pub struct UssdSessionReport {
     pub ended_ms: u64,
 }
 
+/// Framed like every wire message: the schema first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UssdSessionReports {
+    pub schema: u16,
     pub sessions: Vec<UssdSessionReport>,
+}
+
+impl UssdSessionReports {
+    pub fn new(sessions: Vec<UssdSessionReport>) -> Self {
+        UssdSessionReports {
+            schema: OP_SCHEMA,
+            sessions,
+        }
+    }
 }
 
 /// The answer: every report up to this id is stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UssdSessionsStored {
+    pub schema: u16,
     pub up_to: u64,
+}
+
+impl UssdSessionsStored {
+    pub fn new(up_to: u64) -> Self {
+        UssdSessionsStored {
+            schema: OP_SCHEMA,
+            up_to,
+        }
+    }
 }
