@@ -79,6 +79,8 @@ impl Registry {
         // not worth an fsync on every request. Enrolments are rare and
         // checkpointed like any WAL write.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // The CLI (enrol, supervisor) writes while the server runs.
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS devices(replica INTEGER PRIMARY KEY, agent TEXT NOT NULL,
                role TEXT NOT NULL, units TEXT NOT NULL, public_key BLOB NOT NULL UNIQUE,
