@@ -258,8 +258,8 @@ fn url_encode(s: &str) -> String {
 
 fn filters(out: &mut String, texts: &Texts, d: &Dashboard) {
     let f = &d.figures;
-    let options = |all: &[String], chosen: &Option<String>| -> String {
-        let mut html = format!("<option value=\"\">{}</option>", texts.word("all"));
+    let options = |all_label: &str, all: &[String], chosen: &Option<String>| -> String {
+        let mut html = format!("<option value=\"\">{}</option>", texts.word(all_label));
         for item in all {
             let selected = if chosen.as_ref() == Some(item) {
                 " selected"
@@ -285,9 +285,9 @@ fn filters(out: &mut String, texts: &Texts, d: &Dashboard) {
         to_l = texts.word("period-to"),
         to = f.to,
         unit_l = texts.word("unit"),
-        units = options(&d.units, &f.unit),
+        units = options("all-units", &d.units, &f.unit),
         service_l = texts.word("service"),
-        services = options(&d.services, &f.service),
+        services = options("all-services", &d.services, &f.service),
         show = texts.word("show"),
     );
 }
@@ -482,7 +482,7 @@ fn unit_table(out: &mut String, texts: &Texts, d: &Dashboard) {
             "<tr data-unit=\"{unit}\"><td>{unit}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             line.received,
             line.resolved,
-            opt(line.median_hours),
+            line.median_hours.map_or(texts.word("none"), |h| texts.get("hours", &[("value", texts.number(h))])),
             line.backlog,
             opt(line.satisfaction),
             line.complaints,

@@ -90,6 +90,10 @@ async fn a_wolof_request_a_mediator_and_the_supervisors_figures() {
     // tracks it from another phone and learns only its status.
     let own = dial(&callback, "t1", citizen, &["2", &reference]).await;
     assert!(own.last().unwrap().contains("État civil"), "{own:?}");
+    assert_eq!(
+        at_sms(&gateway, citizen, &format!("track {reference}"), "tr-1").await,
+        200
+    );
     let first = dial(&callback, "o1", "+221778889900", &[]).await;
     let english = option(&first[0], "English");
     let other = dial(
@@ -223,8 +227,8 @@ async fn a_wolof_request_a_mediator_and_the_supervisors_figures() {
     assert_eq!(f["first_contact_resolution"]["count"], 0);
     assert_eq!(f["first_contact_resolution"]["of"], 1);
     assert_eq!(
-        f["repeat_contacts"]["inquiries"], 1,
-        "the stranger's track is not one"
+        f["repeat_contacts"]["inquiries"], 2,
+        "by USSD and by SMS; the stranger's track is not one"
     );
     assert_eq!(
         f["repeat_contacts"]["requests_asked_again"]["percent"],

@@ -162,7 +162,8 @@ impl Gateway {
                 &[("reference", Arg::Str(typed))],
             ));
         };
-        match ctx.store().find_by_reference(&reference) {
+        let found = ctx.store().find_by_reference(&reference);
+        match found {
             Ok(case) => {
                 flow::record_inquiry(ctx, &case, "SMS");
                 Ok(flow::status_message(ctx, lang, &case, "sms", |id, args| {
