@@ -7,7 +7,7 @@
 use crate::app::{lock, now_ms, ApiError, AppState};
 use crate::figures::{self, Dashboard, Selection};
 use crate::page::{self, Texts};
-use crate::supervisors::{Supervisor, SESSION_MS};
+use crate::supervisors::{sign_in, Supervisor, SESSION_MS};
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -102,13 +102,13 @@ async fn log_in(
 ) -> Result<Response, ApiError> {
     let texts = texts(&form.lang, &headers);
     blocking(move || {
-        let registry = lock(&state.registry)?;
-        let Some(who) = registry.check_supervisor(form.name.trim(), &form.password)? else {
+        let signed_in = sign_in(&state.registry, form.name.trim(), &form.password, now_ms())?;
+        let Some(who) = signed_in else {
             tracing::info!("a supervisor sign-in failed");
             let page = Html(page::login(&texts, true));
             return Ok((StatusCode::UNAUTHORIZED, page).into_response());
         };
-        let token = registry.open_supervisor_session(&who.name, now_ms())?;
+        let token = lock(&state.registry)?.open_supervisor_session(&who.name, now_ms())?;
         tracing::info!("a supervisor signed in");
         let cookie = format!(
             "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
@@ -195,7 +195,7 @@ fn supervisor(state: &AppState, headers: &HeaderMap) -> Result<Option<Supervisor
     let Some((name, password)) = credentials.split_once(':') else {
         return Ok(None);
     };
-    Ok(lock(&state.registry)?.check_supervisor(name, password)?)
+    Ok(sign_in(&state.registry, name, password, now_ms())?)
 }
 
 /// The dashboard a supervisor asked for, over what they may see.

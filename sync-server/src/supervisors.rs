@@ -11,18 +11,50 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, pbkdf2};
 use rusqlite::{params, OptionalExtension};
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 
 pub const MIN_PASSWORD_LEN: usize = 10;
 /// How long a browser session lasts without logging in again.
 pub const SESSION_MS: u64 = 12 * 3_600_000;
 const PBKDF2_ROUNDS: u32 = 100_000;
+/// Wrong passwords allowed for one name within LOCKOUT_MS.
+const MAX_FAILURES: u32 = 5;
+const LOCKOUT_MS: u64 = 15 * 60_000;
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS supervisors(name TEXT PRIMARY KEY, password TEXT NOT NULL,
   units TEXT, created_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS supervisor_failures(name TEXT PRIMARY KEY, failures INTEGER NOT NULL,
+  since INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS supervisor_sessions(token_hash BLOB PRIMARY KEY, name TEXT NOT NULL,
   expires_at INTEGER NOT NULL) WITHOUT ROWID;
 ";
+
+/// The supervisor, if the password is theirs. After MAX_FAILURES wrong
+/// passwords for a name, that name is refused for LOCKOUT_MS whatever the
+/// password. The registry is locked only around its reads and writes, never
+/// during the deliberately slow hashing, so syncs do not wait on a sign-in.
+pub fn sign_in(
+    registry: &Mutex<Registry>,
+    name: &str,
+    password: &str,
+    now_ms: u64,
+) -> Result<Option<Supervisor>, RegistryError> {
+    let lock = || registry.lock().unwrap_or_else(|p| p.into_inner());
+    let record = lock().supervisor_record(name, now_ms)?;
+    let Some((stored, units)) = record else {
+        // The same work as for a known name, so timing tells nothing.
+        let _ = hash_password(password);
+        lock().record_sign_in(name, false, now_ms)?;
+        return Ok(None);
+    };
+    let ok = verify_password(&stored, password);
+    lock().record_sign_in(name, ok, now_ms)?;
+    Ok(ok.then(|| Supervisor {
+        name: name.to_string(),
+        units: units.and_then(|u| serde_json::from_str(&u).ok()),
+    }))
+}
 
 /// Who is looking at the figures, and which units they may see.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,26 +108,48 @@ impl Registry {
         Ok(())
     }
 
-    /// The supervisor, if the password is theirs.
-    pub fn check_supervisor(
+    /// A supervisor's password hash and units, unless their sign-in is
+    /// locked after too many failures.
+    fn supervisor_record(
         &self,
         name: &str,
-        password: &str,
-    ) -> Result<Option<Supervisor>, RegistryError> {
-        let row: Option<(String, Option<String>)> = self
+        now_ms: u64,
+    ) -> Result<Option<(String, Option<String>)>, RegistryError> {
+        let locked: bool = self.conn().query_row(
+            "SELECT count(*) FROM supervisor_failures WHERE name = ?1 AND failures >= ?2 AND since > ?3",
+            params![name, MAX_FAILURES, now_ms.saturating_sub(LOCKOUT_MS) as i64],
+            |r| r.get(0),
+        )?;
+        if locked {
+            return Ok(None);
+        }
+        Ok(self
             .conn()
             .prepare_cached("SELECT password, units FROM supervisors WHERE name = ?1")?
             .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((stored, units)) = row else {
-            // The same work as for a known name, so timing tells nothing.
-            let _ = hash_password(password);
-            return Ok(None);
-        };
-        Ok(verify_password(&stored, password).then(|| Supervisor {
-            name: name.to_string(),
-            units: units.and_then(|u| serde_json::from_str(&u).ok()),
-        }))
+            .optional()?)
+    }
+
+    /// Counts a failed sign-in (a window of LOCKOUT_MS from the first), or
+    /// forgets the failures after a successful one.
+    fn record_sign_in(&self, name: &str, ok: bool, now_ms: u64) -> Result<(), RegistryError> {
+        if ok {
+            self.conn()
+                .execute("DELETE FROM supervisor_failures WHERE name = ?1", [name])?;
+        } else {
+            self.conn().execute(
+                "INSERT INTO supervisor_failures(name, failures, since) VALUES (?1, 1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET
+                   failures = CASE WHEN since > ?3 THEN failures + 1 ELSE 1 END,
+                   since = CASE WHEN since > ?3 THEN since ELSE ?2 END",
+                params![
+                    name,
+                    now_ms as i64,
+                    now_ms.saturating_sub(LOCKOUT_MS) as i64
+                ],
+            )?;
+        }
+        Ok(())
     }
 
     /// Opens a browser session; returns its token (for the cookie).
@@ -213,47 +267,57 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_supervisor_logs_in_with_the_password_only_and_sessions_expire() {
+    fn a_supervisor_signs_in_with_the_password_only_and_sessions_expire() {
         let dir = tempfile::TempDir::new().unwrap();
-        let reg = Registry::open(&dir.path().join("registry.db")).unwrap();
+        let reg = Mutex::new(Registry::open(&dir.path().join("registry.db")).unwrap());
+        let check = |name: &str, password: &str| sign_in(&reg, name, password, 0).unwrap();
         let units = vec!["unit-01".to_string()];
-        assert!(reg.set_supervisor("awa", "short", None, 0).is_err());
-        reg.set_supervisor("awa", "a long password", Some(&units), 0)
+        let r = || reg.lock().unwrap();
+        assert!(r().set_supervisor("awa", "short", None, 0).is_err());
+        r().set_supervisor("awa", "a long password", Some(&units), 0)
             .unwrap();
-        assert_eq!(
-            reg.check_supervisor("awa", "a long passwore").unwrap(),
-            None
-        );
-        assert_eq!(
-            reg.check_supervisor("nobody", "a long password").unwrap(),
-            None
-        );
-        let awa = reg
-            .check_supervisor("awa", "a long password")
-            .unwrap()
-            .unwrap();
+        assert_eq!(check("awa", "a long passwore"), None);
+        assert_eq!(check("nobody", "a long password"), None);
+        let awa = check("awa", "a long password").unwrap();
         assert!(awa.may_see("unit-01") && !awa.may_see("unit-02"));
 
-        let token = reg.open_supervisor_session("awa", 1_000).unwrap();
-        assert_eq!(reg.supervisor_session(&token, 2_000).unwrap(), Some(awa));
-        assert_eq!(reg.supervisor_session("forged", 2_000).unwrap(), None);
-        assert_eq!(
-            reg.supervisor_session(&token, 1_000 + SESSION_MS + 1)
-                .unwrap(),
-            None
-        );
+        let token = r().open_supervisor_session("awa", 1_000).unwrap();
+        assert_eq!(r().supervisor_session(&token, 2_000).unwrap(), Some(awa));
+        assert_eq!(r().supervisor_session("forged", 2_000).unwrap(), None);
+        let expired = 1_000 + SESSION_MS + 1;
+        assert_eq!(r().supervisor_session(&token, expired).unwrap(), None);
         // A new password closes the sessions opened before it.
-        let token = reg.open_supervisor_session("awa", 1_000).unwrap();
-        reg.set_supervisor("awa", "another long one", None, 0)
+        let token = r().open_supervisor_session("awa", 1_000).unwrap();
+        r().set_supervisor("awa", "another long one", None, 0)
             .unwrap();
-        assert_eq!(reg.supervisor_session(&token, 2_000).unwrap(), None);
-        let all = reg
-            .check_supervisor("awa", "another long one")
-            .unwrap()
+        assert_eq!(r().supervisor_session(&token, 2_000).unwrap(), None);
+        assert!(check("awa", "another long one").unwrap().may_see("unit-99"));
+        let token = r().open_supervisor_session("awa", 1_000).unwrap();
+        r().close_supervisor_session(&token).unwrap();
+        assert_eq!(r().supervisor_session(&token, 2_000).unwrap(), None);
+    }
+
+    #[test]
+    fn guessing_locks_the_name_for_a_while() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let reg = Mutex::new(Registry::open(&dir.path().join("registry.db")).unwrap());
+        let r = || reg.lock().unwrap();
+        r().set_supervisor("awa", "a long password", None, 0)
             .unwrap();
-        assert!(all.may_see("unit-99"));
-        let token = reg.open_supervisor_session("awa", 1_000).unwrap();
-        reg.close_supervisor_session(&token).unwrap();
-        assert_eq!(reg.supervisor_session(&token, 2_000).unwrap(), None);
+        let at = |ms: u64, password: &str| sign_in(&reg, "awa", password, ms).unwrap();
+        // A success forgets earlier failures.
+        for i in 0..MAX_FAILURES - 1 {
+            assert_eq!(at(i as u64, "guess"), None);
+        }
+        assert!(at(10, "a long password").is_some());
+        for i in 0..MAX_FAILURES {
+            assert_eq!(at(20 + i as u64, "guess"), None);
+        }
+        assert_eq!(
+            at(100, "a long password"),
+            None,
+            "locked, even the right one"
+        );
+        assert!(at(20 + LOCKOUT_MS + 1, "a long password").is_some());
     }
 }
