@@ -391,14 +391,15 @@ pub fn add_supervisor(data_dir: &Path, name: &str, password: &str, units: &[&str
     );
 }
 
-/// `GET` a path of the sync server's figures API with Basic credentials.
+/// `GET /v1/figures{query}` of the sync server at `server_url`, with Basic
+/// credentials.
 pub async fn figures(
-    server: &Process,
+    server_url: &str,
     query: &str,
     credentials: (&str, &str),
 ) -> (u16, serde_json::Value) {
     let response = reqwest::Client::new()
-        .get(server.at(&format!("/v1/figures{query}")))
+        .get(format!("{server_url}/v1/figures{query}"))
         .basic_auth(credentials.0, Some(credentials.1))
         .send()
         .await

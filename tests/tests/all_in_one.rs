@@ -1,6 +1,7 @@
 //! One command starts the whole service: the gateway with the sync server
 //! inside it, as the example configuration does. A tablet enrolled with the
-//! server's CLI receives a request filed by USSD.
+//! server's CLI receives a request filed by USSD; a supervisor added with
+//! the CLI (while the service runs) reads the figures.
 
 use guichet_e2e::*;
 use tempfile::TempDir;
@@ -64,4 +65,16 @@ async fn the_example_configuration_starts_the_whole_service() {
         &dir.path().join("tablet.db"),
     );
     tablet.receive(&reference).await;
+
+    add_supervisor(&server_dir, "mariama", "a-long-password", &[]);
+    let (status, body) = figures(&server_url, "", ("mariama", "a-long-password")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["figures"]["received"]["total"], 1);
+    for url in [gateway.at("/metrics"), format!("{server_url}/metrics")] {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        assert!(
+            text.contains("guichet_http_requests_total"),
+            "{url}: {text}"
+        );
+    }
 }

@@ -207,7 +207,7 @@ async fn a_wolof_request_a_mediator_and_the_supervisors_figures() {
     );
     let mut body = Json::Null;
     for _ in 0..100 {
-        let (status, answer) = figures(&server, "", SUPERVISOR).await;
+        let (status, answer) = figures(&server.url(), "", SUPERVISOR).await;
         assert_eq!(status, 200, "{answer}");
         body = answer;
         let f = &body["figures"];
@@ -263,15 +263,15 @@ async fn a_wolof_request_a_mediator_and_the_supervisors_figures() {
     assert_eq!(body["units"], serde_json::json!(["unit-thies-01"]));
 
     // Scopes: the Louga supervisor sees none of Thiès; no credentials, no figures.
-    let (status, louga) = figures(&server, "", LOUGA_SUPERVISOR).await;
+    let (status, louga) = figures(&server.url(), "", LOUGA_SUPERVISOR).await;
     assert_eq!(status, 200);
     assert_eq!(louga["figures"]["received"]["total"], 0);
     assert_eq!(louga["figures"]["ussd"]["sessions"], 0);
-    let (status, _) = figures(&server, "?unit=unit-thies-01", LOUGA_SUPERVISOR).await;
+    let (status, _) = figures(&server.url(), "?unit=unit-thies-01", LOUGA_SUPERVISOR).await;
     assert_eq!(status, 403);
-    let (status, _) = figures(&server, "", (SUPERVISOR.0, "wrong password")).await;
+    let (status, _) = figures(&server.url(), "", (SUPERVISOR.0, "wrong password")).await;
     assert_eq!(status, 401);
-    let (status, _) = figures(&server, "?from=2026-13-01", SUPERVISOR).await;
+    let (status, _) = figures(&server.url(), "?from=2026-13-01", SUPERVISOR).await;
     assert_eq!(status, 400);
 
     dashboard_shows_the_figures(&server, &body).await;

@@ -60,6 +60,10 @@ pub struct SyncConfig {
     /// (trying it out, a small deployment). The gateway enrols itself.
     #[serde(default)]
     pub embedded_server_data_dir: Option<PathBuf>,
+    /// The embedded server's local time, minutes east of UTC (Dakar 0,
+    /// Nairobi 180): the supervisor's days and busiest hours are local.
+    #[serde(default)]
+    pub embedded_server_utc_offset_minutes: i32,
 }
 
 #[derive(Clone, Debug, Deserialize)]

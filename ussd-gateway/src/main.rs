@@ -172,7 +172,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         if let Some(dir) = sync.embedded_server_data_dir.take() {
             let dir = beside(&args.config, &dir);
             let (url, data) = (sync.server_url.clone(), config.data_dir.clone());
-            runtime.block_on(replica::start_embedded_server(&url, &dir, &data, &key))?;
+            let offset = sync.embedded_server_utc_offset_minutes;
+            runtime.block_on(replica::start_embedded_server(
+                &url, &dir, offset, &data, &key,
+            ))?;
         }
     }
     let replica_number = match (&config.sync, replica::enrolment(&config.data_dir)?) {

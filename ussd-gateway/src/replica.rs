@@ -65,6 +65,7 @@ pub fn enrolment(data_dir: &Path) -> Result<Option<Enrolment>, String> {
 pub async fn start_embedded_server(
     server_url: &str,
     server_dir: &Path,
+    utc_offset_minutes: i32,
     gateway_dir: &Path,
     key: &DeviceKey,
 ) -> Result<(), String> {
@@ -81,6 +82,7 @@ pub async fn start_embedded_server(
     let config = Config {
         listen: address,
         data_dir: server_dir.to_path_buf(),
+        utc_offset_minutes,
         ..Config::default()
     };
     let state = AppState::open(config)?;
