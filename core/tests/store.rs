@@ -792,7 +792,7 @@ fn histories_tell_when_a_case_was_received_resolved_reopened_rated_and_asked_abo
     store.write(|w| w.rate(id, 4)).unwrap();
 
     let mut reader = HistoryReader::open(&path).unwrap();
-    let histories = reader.histories().unwrap();
+    let histories = reader.histories().unwrap().to_vec();
     assert_eq!(histories.len(), 2);
     let case = histories.iter().find(|h| h.id == id).unwrap();
     assert_eq!(case.received_ms, received);
@@ -809,6 +809,26 @@ fn histories_tell_when_a_case_was_received_resolved_reopened_rated_and_asked_abo
     let other = histories.iter().find(|h| h.id == untouched).unwrap();
     assert_eq!(other.first_resolved_ms(), None);
     assert!(!other.reopened());
+
+    // Later reads take in what arrived since, and agree with a fresh read.
+    let third = store
+        .write(|w| w.create_case(&new_case("Coumba", "Pire")))
+        .unwrap();
+    store
+        .write(|w| w.change_status(untouched, Status::Cancelled))
+        .unwrap();
+    store
+        .write(|w| w.add_event(id, EventKind::Complaint, "too slow"))
+        .unwrap();
+    let again = reader.histories().unwrap().to_vec();
+    let mut fresh = HistoryReader::open(&path).unwrap();
+    assert_eq!(again, fresh.histories().unwrap());
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().any(|h| h.id == third));
+    let other = again.iter().find(|h| h.id == untouched).unwrap();
+    assert_eq!(other.status, Status::Cancelled);
+    let case = again.iter().find(|h| h.id == id).unwrap();
+    assert_eq!(case.events.len(), 2);
 
     // Read-only: a file that is not a store is refused and left as it was.
     let foreign = dir.path().join("foreign.db");

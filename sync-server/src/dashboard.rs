@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{Duration, FixedOffset, NaiveDate, Utc};
+use guichet_core::CaseHistory;
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -210,8 +211,12 @@ fn compute(
             return Err(ApiError::Forbidden(format!("unit {unit} is not yours")));
         }
     }
-    let mut cases = lock(&state.histories)?.histories()?;
-    cases.retain(|c| who.may_see(&c.unit));
+    let mut reader = lock(&state.histories)?;
+    let cases: Vec<&CaseHistory> = reader
+        .histories()?
+        .iter()
+        .filter(|c| who.may_see(&c.unit))
+        .collect();
     let mut sessions = lock(&state.supervision)?
         .sessions(selection.start_ms(), selection.end_ms())
         .map_err(|e| {

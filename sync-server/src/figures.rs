@@ -155,13 +155,14 @@ pub struct Busiest {
 /// Computes the figures of `selection` at time `now_ms` (the backlog is
 /// the one at the end of the period, or now if the period is not over).
 pub fn compute(
-    cases: &[CaseHistory],
+    cases: &[&CaseHistory],
     sessions: &[UssdSession],
     selection: &Selection,
     now_ms: u64,
 ) -> Figures {
     let cases: Vec<&CaseHistory> = cases
         .iter()
+        .copied()
         .filter(|c| selection.wants(Some(&c.unit), Some(&c.service)))
         .collect();
     let backlog_at = selection.end_ms().min(now_ms);
@@ -324,7 +325,7 @@ pub struct UnitLine {
 /// The dashboard of `selection`, over the cases and sessions a supervisor
 /// may see (filtered by the caller).
 pub fn dashboard(
-    cases: &[CaseHistory],
+    cases: &[&CaseHistory],
     sessions: &[UssdSession],
     selection: &Selection,
     now_ms: u64,
@@ -488,6 +489,7 @@ mod tests {
             session("completed", "track", None),
         ];
         let end = T0 + 7 * DAY_MS;
+        let cases: Vec<&CaseHistory> = cases.iter().collect();
         let f = compute(&cases, &sessions, &october(), end + 5 * DAY_MS);
 
         assert_eq!(f.received.total, 5, "the waiting case came before");

@@ -9,7 +9,7 @@ use super::writer::op_from_row;
 use crate::error::{Error, Result};
 use crate::ids::CaseId;
 use crate::model::{Channel, EventKind, Field, Status, Value};
-use crate::op::OpBody;
+use crate::op::{Op, OpBody};
 use rusqlite::{Connection, OpenFlags};
 use std::collections::HashMap;
 use std::path::Path;
@@ -55,8 +55,15 @@ impl CaseHistory {
     }
 }
 
+/// Keeps every case's history in memory and, at each call, reads only the
+/// operations that arrived since the last one (by arrival position), so a
+/// supervisor's repeated views cost what changed, not the whole store.
 pub struct HistoryReader {
     conn: Connection,
+    cases: Vec<CaseHistory>,
+    index: HashMap<CaseId, usize>,
+    /// Arrival position (`ops.seq`) of the last operation read.
+    read_up_to: i64,
 }
 
 impl HistoryReader {
@@ -80,81 +87,176 @@ impl HistoryReader {
                 schema::CURRENT_VERSION
             )));
         }
-        Ok(HistoryReader { conn })
+        Ok(HistoryReader {
+            conn,
+            cases: Vec::new(),
+            index: HashMap::new(),
+            read_up_to: 0,
+        })
     }
 
-    /// The history of every case. Reads in one transaction, so the cases
-    /// and their operations are from the same moment.
-    pub fn histories(&mut self) -> Result<Vec<CaseHistory>> {
+    /// The history of every case, as the store holds it now. Reads in one
+    /// transaction, so the cases and their operations are from the same
+    /// moment; a failed read leaves what was read before untouched.
+    pub fn histories(&mut self) -> Result<&[CaseHistory]> {
+        if self.cases.is_empty() {
+            self.read_all()?;
+        } else {
+            self.read_new()?;
+        }
+        Ok(&self.cases)
+    }
+
+    /// The first read: every case row, then every operation, streamed.
+    fn read_all(&mut self) -> Result<()> {
         let tx = self.conn.transaction()?;
         let mut cases = Vec::new();
         let mut index = HashMap::new();
+        let mut read_up_to = 0;
         {
-            let mut stmt = tx.prepare(
-                "SELECT case_id, unit, service, channel, requester_language, status, rating, created_at
-                 FROM cases ORDER BY case_id",
-            )?;
+            let mut stmt = tx.prepare(&format!("{CASE_COLUMNS} ORDER BY case_id"))?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                let damaged = |what: &str| Error::Damaged(format!("case row: {what}"));
-                let id = CaseId::from_i64(r.get(0)?).ok_or_else(|| damaged("id"))?;
-                let created: i64 = r.get(7)?;
-                index.insert(id, cases.len());
-                cases.push(CaseHistory {
-                    id,
-                    unit: r.get(1)?,
-                    service: r.get(2)?,
-                    channel: Channel::from_code(r.get(3)?).ok_or_else(|| damaged("channel"))?,
-                    language: r.get(4)?,
-                    status: Status::from_code(r.get(5)?).ok_or_else(|| damaged("status"))?,
-                    rating: r.get::<_, Option<i64>>(6)?.map(|r| r as u8),
-                    received_ms: crate::Stamp(created as u64).millis(),
-                    status_changes: Vec::new(),
-                    rated_ms: None,
-                    events: Vec::new(),
-                });
+                let case = case_row(r)?;
+                index.insert(case.id, cases.len());
+                cases.push(case);
             }
-        }
-        // Arrival order, then each case's lists sorted by clock: cheaper than
-        // sorting every operation.
-        let mut stmt = tx.prepare("SELECT replica, counter, case_id, stamp, body FROM ops")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let body: Vec<u8> = r.get(4)?;
-            let op = op_from_row(r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, &body)?;
-            let Some(&i) = index.get(&op.case) else {
-                continue;
-            };
-            let case = &mut cases[i];
-            let ms = op.stamp.millis();
-            match &op.body {
-                OpBody::Create { fields, .. } => {
-                    for (field, value) in fields {
-                        if let (Field::Status, Value::Int(code)) = (field, value) {
-                            case.status_changes
-                                .extend(Status::from_code(*code).map(|s| (ms, s)));
-                        }
-                    }
+            let mut stmt = tx.prepare(OPS_AFTER)?;
+            let mut rows = stmt.query([0])?;
+            while let Some(r) = rows.next()? {
+                let (seq, op) = op_row(r)?;
+                read_up_to = seq;
+                if let Some(&i) = index.get(&op.case) {
+                    record(&mut cases[i], &op);
                 }
-                OpBody::Update(writes) => {
-                    for write in writes {
-                        match (write.field, &write.value) {
-                            (Field::Status, Value::Int(code)) => {
-                                case.status_changes
-                                    .extend(Status::from_code(*code).map(|s| (ms, s)));
-                            }
-                            (Field::Rating, Value::Int(_)) => case.rated_ms = Some(ms),
-                            _ => {}
-                        }
-                    }
-                }
-                OpBody::Event { kind, .. } => case.events.push((ms, *kind)),
             }
         }
         for case in &mut cases {
-            case.status_changes.sort_by_key(|(ms, s)| (*ms, s.code()));
-            case.events.sort_by_key(|(ms, kind)| (*ms, kind.code()));
+            sort(case);
         }
-        Ok(cases)
+        (self.cases, self.index, self.read_up_to) = (cases, index, read_up_to);
+        Ok(())
+    }
+
+    /// Later reads: the operations that arrived since, and the current
+    /// values of the cases they touch. Nothing changes if a read fails.
+    fn read_new(&mut self) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let mut new_ops = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(OPS_AFTER)?;
+            let mut rows = stmt.query([self.read_up_to])?;
+            while let Some(r) = rows.next()? {
+                new_ops.push(op_row(r)?);
+            }
+        }
+        let mut touched: Vec<CaseId> = new_ops.iter().map(|(_, op)| op.case).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut fresh = Vec::with_capacity(touched.len());
+        {
+            let mut stmt = tx.prepare_cached(&format!("{CASE_COLUMNS} WHERE case_id = ?1"))?;
+            for id in &touched {
+                let mut found = stmt.query([id.as_i64()])?;
+                if let Some(r) = found.next()? {
+                    fresh.push(case_row(r)?);
+                }
+            }
+        }
+        drop(tx);
+        for row in fresh {
+            match self.index.get(&row.id) {
+                Some(&i) => {
+                    let case = &mut self.cases[i];
+                    case.unit = row.unit;
+                    case.service = row.service;
+                    case.language = row.language;
+                    case.status = row.status;
+                    case.rating = row.rating;
+                }
+                None => {
+                    self.index.insert(row.id, self.cases.len());
+                    self.cases.push(row);
+                }
+            }
+        }
+        for (seq, op) in &new_ops {
+            self.read_up_to = *seq;
+            if let Some(&i) = self.index.get(&op.case) {
+                record(&mut self.cases[i], op);
+            }
+        }
+        for id in &touched {
+            if let Some(&i) = self.index.get(id) {
+                sort(&mut self.cases[i]);
+            }
+        }
+        Ok(())
+    }
+}
+
+const CASE_COLUMNS: &str = "SELECT case_id, unit, service, channel, requester_language, status, rating, created_at FROM cases";
+const OPS_AFTER: &str =
+    "SELECT seq, replica, counter, case_id, stamp, body FROM ops WHERE seq > ?1 ORDER BY seq";
+
+fn op_row(r: &rusqlite::Row<'_>) -> Result<(i64, Op)> {
+    let body: Vec<u8> = r.get(5)?;
+    let op = op_from_row(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, &body)?;
+    Ok((r.get(0)?, op))
+}
+
+/// Lists in clock order (operations arrive in causal, not clock, order).
+fn sort(case: &mut CaseHistory) {
+    case.status_changes.sort_by_key(|(ms, s)| (*ms, s.code()));
+    case.events.sort_by_key(|(ms, kind)| (*ms, kind.code()));
+}
+
+/// A case's current values, its lists still empty.
+fn case_row(r: &rusqlite::Row<'_>) -> Result<CaseHistory> {
+    let damaged = |what: &str| Error::Damaged(format!("case row: {what}"));
+    let id = CaseId::from_i64(r.get(0)?).ok_or_else(|| damaged("id"))?;
+    let created: i64 = r.get(7)?;
+    Ok(CaseHistory {
+        id,
+        unit: r.get(1)?,
+        service: r.get(2)?,
+        channel: Channel::from_code(r.get(3)?).ok_or_else(|| damaged("channel"))?,
+        language: r.get(4)?,
+        status: Status::from_code(r.get(5)?).ok_or_else(|| damaged("status"))?,
+        rating: r.get::<_, Option<i64>>(6)?.map(|r| r as u8),
+        received_ms: crate::Stamp(created as u64).millis(),
+        status_changes: Vec::new(),
+        rated_ms: None,
+        events: Vec::new(),
+    })
+}
+
+/// What one operation adds to its case's history.
+fn record(case: &mut CaseHistory, op: &Op) {
+    let ms = op.stamp.millis();
+    match &op.body {
+        OpBody::Create { fields, .. } => {
+            for (field, value) in fields {
+                if let (Field::Status, Value::Int(code)) = (field, value) {
+                    case.status_changes
+                        .extend(Status::from_code(*code).map(|s| (ms, s)));
+                }
+            }
+        }
+        OpBody::Update(writes) => {
+            for write in writes {
+                match (write.field, &write.value) {
+                    (Field::Status, Value::Int(code)) => {
+                        case.status_changes
+                            .extend(Status::from_code(*code).map(|s| (ms, s)));
+                    }
+                    (Field::Rating, Value::Int(_)) => {
+                        case.rated_ms = Some(case.rated_ms.map_or(ms, |r| r.max(ms)))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        OpBody::Event { kind, .. } => case.events.push((ms, *kind)),
     }
 }
