@@ -473,7 +473,7 @@ mod tests {
         // Cancelled: never in the backlog.
         let mut cancelled = case(6, T0 + 9 * HOUR_MS);
         set_status(&mut cancelled, T0 + 12 * HOUR_MS, Status::Cancelled);
-        let cases = vec![quick, slow, reopened, waiting, elsewhere, cancelled];
+        let cases = [quick, slow, reopened, waiting, elsewhere, cancelled];
         let session = |outcome: &str, flow: &str, unit: Option<&str>| UssdSession {
             outcome: outcome.into(),
             flow: flow.into(),
