@@ -7,7 +7,7 @@
 //! be resumed by dialing again.
 
 use crate::config::Config;
-use crate::gateway::{locked, Filing, Sessions};
+use crate::gateway::{blocking, locked, Filing, Sessions};
 use crate::i18n::{Arg, Catalog};
 use crate::state::GatewayDb;
 use crate::text::{self, UssdLimit};
@@ -97,7 +97,7 @@ impl Step {
 
 /// Everything a screen may need. The store and the gateway's state are
 /// locked statement by statement, so hops that only show a menu run side
-/// by side.
+/// by side, on the async workers (see `gateway::blocking`).
 pub struct Ctx<'a> {
     pub config: &'a Config,
     pub catalog: &'a Catalog,
@@ -571,7 +571,7 @@ fn track(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
     let lang = session.lang.clone();
     let found = match reference::parse(input) {
         Err(_) => return render(session, ctx, Some("reference-invalid")),
-        Ok(r) => ctx.store().find_by_reference(&r),
+        Ok(r) => ctx.with_store(|s| s.find_by_reference(&r)),
     };
     match found {
         Ok(case) => Ok(Reply::End(status_message(
@@ -684,7 +684,7 @@ fn rate_ask(
             &[],
         )));
     };
-    match ctx.store().write(|w| w.rate(id, rating)) {
+    match ctx.with_store(|s| s.write(|w| w.rate(id, rating))) {
         Ok(()) => Ok(Reply::End(ctx.catalog.text(
             &session.lang,
             "rate-thanks",
@@ -783,7 +783,7 @@ fn own_cases(ctx: &Ctx, to_rate: bool) -> Flow<Vec<guichet_core::Case>> {
         limit: 100,
         ..CaseQuery::default()
     };
-    let cases = ctx.store().list_cases(&query)?;
+    let cases = ctx.with_store(|s| s.list_cases(&query))?;
     Ok(cases
         .into_iter()
         .filter(|c| !to_rate || (c.status.is_done() && c.rating.is_none()))
@@ -795,8 +795,10 @@ fn language_names(ctx: &Ctx) -> Vec<String> {
 }
 
 impl Ctx<'_> {
-    pub fn store(&self) -> MutexGuard<'_, Store> {
-        locked(self.store)
+    /// Works on the case store, off the async workers: its lock may be
+    /// held by a commit waiting on the disk.
+    pub fn with_store<T>(&self, work: impl FnOnce(&mut Store) -> T) -> T {
+        blocking(|| work(&mut locked(self.store)))
     }
 
     pub fn db(&self) -> MutexGuard<'_, GatewayDb> {

@@ -162,7 +162,7 @@ impl Gateway {
                 &[("reference", Arg::Str(typed))],
             ));
         };
-        match ctx.store().find_by_reference(&reference) {
+        match ctx.with_store(|s| s.find_by_reference(&reference)) {
             Ok(case) => Ok(flow::status_message(ctx, lang, &case, "sms", |id, args| {
                 self.sms_text(lang, id, args)
             })),
@@ -189,7 +189,7 @@ impl Gateway {
         let (Ok(reference), Some(rating)) = (reference::parse(typed), rating) else {
             return Ok(self.help(lang));
         };
-        let case = match ctx.store().find_by_reference(&reference) {
+        let case = match ctx.with_store(|s| s.find_by_reference(&reference)) {
             Ok(case) if case.requester_phone == ctx.phone => case,
             Ok(_) | Err(guichet_core::Error::NotFound(_)) => {
                 return Ok(self.sms_text(
@@ -200,7 +200,7 @@ impl Gateway {
             }
             Err(e) => return Err(e.into()),
         };
-        match ctx.store().write(|w| w.rate(case.id, rating)) {
+        match ctx.with_store(|s| s.write(|w| w.rate(case.id, rating))) {
             Ok(()) => Ok(self.sms_text(lang, "sms-rated", &[("reference", Arg::Str(&reference))])),
             Err(guichet_core::Error::InvalidInput(_)) => Ok(flow::status_message(
                 &ctx,
@@ -224,7 +224,7 @@ impl Gateway {
         let Ok(reference) = reference::parse(typed) else {
             return Ok(self.help(lang));
         };
-        let case = match ctx.store().find_by_reference(&reference) {
+        let case = match ctx.with_store(|s| s.find_by_reference(&reference)) {
             Ok(case) if case.requester_phone == ctx.phone && case.mediator.is_some() => case,
             Ok(_) | Err(guichet_core::Error::NotFound(_)) => {
                 return Ok(self.sms_text(
@@ -236,25 +236,29 @@ impl Gateway {
             Err(e) => return Err(e.into()),
         };
         let reply = if yes {
-            ctx.store().write(|w| {
-                w.add_event(
-                    case.id,
-                    EventKind::Contact,
-                    "consent: the citizen confirmed by SMS",
-                )
+            ctx.with_store(|s| {
+                s.write(|w| {
+                    w.add_event(
+                        case.id,
+                        EventKind::Contact,
+                        "consent: the citizen confirmed by SMS",
+                    )
+                })
             })?;
             "sms-consent-confirmed"
         } else {
-            ctx.store().write(|w| {
-                w.add_event(
-                    case.id,
-                    EventKind::Contact,
-                    "consent: the citizen refused by SMS",
-                )?;
-                if case.status.can_become(Status::Cancelled) {
-                    w.change_status(case.id, Status::Cancelled)?;
-                }
-                Ok(())
+            ctx.with_store(|s| {
+                s.write(|w| {
+                    w.add_event(
+                        case.id,
+                        EventKind::Contact,
+                        "consent: the citizen refused by SMS",
+                    )?;
+                    if case.status.can_become(Status::Cancelled) {
+                        w.change_status(case.id, Status::Cancelled)?;
+                    }
+                    Ok(())
+                })
             })?;
             "sms-consent-refused"
         };
