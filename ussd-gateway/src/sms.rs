@@ -281,7 +281,9 @@ impl Gateway {
     pub fn notify_status_changes(&self) {
         let store = locked(&self.store);
         let db = locked(&self.db);
-        if let Err(e) = self.notify_locked(&store, &db) {
+        // One commit: a busy day brings thousands of new cases, and hops
+        // wait for this lock.
+        if let Err(e) = db.transaction(|| self.notify_locked(&store, &db)) {
             tracing::error!(error = %e, "status notifications failed");
         }
     }
