@@ -15,7 +15,8 @@ use guichet_core::{
     reference, CaseId, CaseQuery, Channel, Error as CoreError, NewCase, Priority, Status, Store,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the phone shows next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +106,7 @@ pub struct Ctx<'a> {
     pub db: &'a Mutex<GatewayDb>,
     pub sessions: &'a Sessions,
     pub filing: &'a Filing,
+    pub menus: &'a Menus,
     /// The languages offered (code, own name), in menu order.
     pub languages: &'a [(String, String)],
     pub phone: &'a str,
@@ -327,7 +329,7 @@ pub fn render(session: &mut Session, ctx: &mut Ctx, notice: Option<&str>) -> Flo
     };
     Ok(match content(session, ctx)? {
         Content::List { title, items, page } => {
-            let pages = menu_pages(ctx.catalog, ctx.config, lang, &with_notice(title), &items);
+            let pages = menu_pages(ctx, lang, &with_notice(title), &items);
             let shown = page.min(pages.len().saturating_sub(1));
             Reply::Con(pages.get(shown).cloned().unwrap_or_default())
         }
@@ -349,9 +351,7 @@ fn pages_if_turning(input: &str, session: &Session, ctx: &Ctx) -> Flow<usize> {
 /// How many pages the current step's list takes.
 fn list_pages(session: &Session, ctx: &Ctx) -> Flow<usize> {
     Ok(match content(session, ctx)? {
-        Content::List { title, items, .. } => {
-            menu_pages(ctx.catalog, ctx.config, &session.lang, &title, &items).len()
-        }
+        Content::List { title, items, .. } => menu_pages(ctx, &session.lang, &title, &items).len(),
         _ => 1,
     })
 }
@@ -845,22 +845,43 @@ fn limit(config: &Config) -> UssdLimit {
 
 /// Every page of a numbered list under a title, with the localized
 /// navigation lines; items are numbered 1..n across pages.
-fn menu_pages(
-    catalog: &Catalog,
-    config: &Config,
-    lang: &str,
-    title: &str,
-    items: &[String],
-) -> Vec<String> {
-    let nav = text::Nav {
-        more: format!("{MORE} {}", catalog.text(lang, "nav-more", &[])),
-        back: format!("{BACK} {}", catalog.text(lang, "nav-back", &[])),
-    };
-    let mut menu = text::Menu::new(title);
-    for (i, item) in items.iter().enumerate() {
-        menu = menu.item((i + 1).to_string(), item);
+fn menu_pages(ctx: &Ctx, lang: &str, title: &str, items: &[String]) -> Arc<[String]> {
+    let key = format!("{lang}\u{1f}{title}\u{1f}{}", items.join("\u{1e}"));
+    ctx.menus.pages(key, || {
+        let nav = text::Nav {
+            more: format!("{MORE} {}", ctx.catalog.text(lang, "nav-more", &[])),
+            back: format!("{BACK} {}", ctx.catalog.text(lang, "nav-back", &[])),
+        };
+        let mut menu = text::Menu::new(title);
+        for (i, item) in items.iter().enumerate() {
+            menu = menu.item((i + 1).to_string(), item);
+        }
+        menu.render(&nav, &limit(ctx.config))
+    })
+}
+
+/// Menus laid out, by language, title and items: the same few are shown
+/// at every hop, and laying one out measures a dozen candidate screens.
+#[derive(Default)]
+pub struct Menus(Mutex<HashMap<String, Arc<[String]>>>);
+
+/// Lists of a caller's own cases vary without end: past this many menus,
+/// the cache starts over.
+const MAX_MENUS: usize = 4096;
+
+impl Menus {
+    fn pages(&self, key: String, lay_out: impl FnOnce() -> Vec<String>) -> Arc<[String]> {
+        if let Some(pages) = locked(&self.0).get(&key) {
+            return pages.clone();
+        }
+        let pages: Arc<[String]> = lay_out().into();
+        let mut menus = locked(&self.0);
+        if menus.len() >= MAX_MENUS {
+            menus.clear();
+        }
+        menus.insert(key, pages.clone());
+        pages
     }
-    menu.render(&nav, &limit(config))
 }
 
 #[cfg(test)]

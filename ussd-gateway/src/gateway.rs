@@ -19,6 +19,7 @@ pub struct Gateway {
     pub db: Mutex<GatewayDb>,
     pub(crate) sessions: Sessions,
     pub(crate) filing: Filing,
+    pub(crate) menus: flow::Menus,
     /// The languages offered (code, own name), rendered once.
     pub(crate) languages: Vec<(String, String)>,
     pub(crate) keywords: crate::sms::Keywords,
@@ -220,6 +221,7 @@ impl Gateway {
         Gateway {
             sessions: Sessions::default(),
             filing: Filing::default(),
+            menus: flow::Menus::default(),
             languages: catalog
                 .languages()
                 .into_iter()
@@ -277,6 +279,7 @@ impl Gateway {
             db: &self.db,
             sessions: &self.sessions,
             filing: &self.filing,
+            menus: &self.menus,
             languages: &self.languages,
             phone: hop.phone,
             now,

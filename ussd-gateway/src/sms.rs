@@ -101,6 +101,7 @@ impl Gateway {
             db: &self.db,
             sessions: &self.sessions,
             filing: &self.filing,
+            menus: &self.menus,
             languages: &self.languages,
             phone: from,
             now: now_ms(),
