@@ -7,7 +7,7 @@
 //! be resumed by dialing again.
 
 use crate::config::Config;
-use crate::gateway::{locked, Filing, Sessions};
+use crate::gateway::{blocking, locked, Filing, Sessions};
 use crate::i18n::{Arg, Catalog};
 use crate::state::{GatewayDb, SessionSummary};
 use crate::text::{self, UssdLimit};
@@ -16,7 +16,8 @@ use guichet_core::{
     Status, Store,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the phone shows next.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +127,7 @@ impl Session {
 
 /// Everything a screen may need. The store and the gateway's state are
 /// locked statement by statement, so hops that only show a menu run side
-/// by side.
+/// by side, on the async workers (see `gateway::blocking`).
 pub struct Ctx<'a> {
     pub config: &'a Config,
     pub catalog: &'a Catalog,
@@ -134,6 +135,7 @@ pub struct Ctx<'a> {
     pub db: &'a Mutex<GatewayDb>,
     pub sessions: &'a Sessions,
     pub filing: &'a Filing,
+    pub menus: &'a Menus,
     /// The languages offered (code, own name), in menu order.
     pub languages: &'a [(String, String)],
     pub phone: &'a str,
@@ -356,7 +358,7 @@ pub fn render(session: &mut Session, ctx: &mut Ctx, notice: Option<&str>) -> Flo
     };
     Ok(match content(session, ctx)? {
         Content::List { title, items, page } => {
-            let pages = menu_pages(ctx.catalog, ctx.config, lang, &with_notice(title), &items);
+            let pages = menu_pages(ctx, lang, &with_notice(title), &items);
             let shown = page.min(pages.len().saturating_sub(1));
             Reply::Con(pages.get(shown).cloned().unwrap_or_default())
         }
@@ -378,9 +380,7 @@ fn pages_if_turning(input: &str, session: &Session, ctx: &Ctx) -> Flow<usize> {
 /// How many pages the current step's list takes.
 fn list_pages(session: &Session, ctx: &Ctx) -> Flow<usize> {
     Ok(match content(session, ctx)? {
-        Content::List { title, items, .. } => {
-            menu_pages(ctx.catalog, ctx.config, &session.lang, &title, &items).len()
-        }
+        Content::List { title, items, .. } => menu_pages(ctx, &session.lang, &title, &items).len(),
         _ => 1,
     })
 }
@@ -541,57 +541,62 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
         description: draft.description.clone().unwrap_or_default(),
         status: Status::Received,
     };
-    let (id, reference) = ctx.filing.file(ctx.store, new)?;
-    ctx.sessions.clear_draft(ctx.phone);
-    let service_name = ctx.config.service_name(&service, &citizen_lang).to_string();
-    let reply = match (&draft.citizen, &draft.mediator) {
-        (Some(citizen), Some(mediator_id)) => {
-            let mediator_name = ctx
-                .config
-                .mediator(mediator_id)
-                .map_or(mediator_id.clone(), |m| m.name.clone());
-            let yes = ctx.catalog.text(&citizen_lang, "keyword-yes", &[]);
-            let no = ctx.catalog.text(&citizen_lang, "keyword-no", &[]);
-            let sms = ctx.catalog.text(
-                &citizen_lang,
-                "sms-mediator-consent",
-                &[
-                    ("mediator", Arg::Str(&mediator_name)),
-                    ("reference", Arg::Str(&reference)),
-                    ("service", Arg::Str(&service_name)),
-                    ("yes", Arg::Str(&yes)),
-                    ("no", Arg::Str(&no)),
-                ],
-            );
-            ctx.db()
-                .enqueue_sms(&format!("consent:{id}"), citizen, &sms, ctx.now)?;
-            ctx.catalog.text(
-                &lang,
-                "mediator-request-created",
-                &[
-                    ("reference", Arg::Str(&reference)),
-                    ("phone", Arg::Str(citizen)),
-                ],
-            )
-        }
-        _ => {
-            let sms = ctx.catalog.text(
-                &citizen_lang,
-                "sms-request-created",
-                &[
-                    ("reference", Arg::Str(&reference)),
-                    ("service", Arg::Str(&service_name)),
-                ],
-            );
-            ctx.db()
-                .enqueue_sms(&format!("created:{id}"), &requester, &sms, ctx.now)?;
-            ctx.catalog.text(
-                &lang,
-                "request-created",
-                &[("reference", Arg::Str(&reference))],
-            )
-        }
-    };
+    // Off the async workers: the commit waits on the disk, and the requests
+    // it stored all come back at once to queue their SMS.
+    let (id, reply) = blocking(|| -> Flow<(CaseId, String)> {
+        let (id, reference) = ctx.filing.file(ctx.store, new)?;
+        ctx.sessions.clear_draft(ctx.phone);
+        let service_name = ctx.config.service_name(&service, &citizen_lang).to_string();
+        let reply = match (&draft.citizen, &draft.mediator) {
+            (Some(citizen), Some(mediator_id)) => {
+                let mediator_name = ctx
+                    .config
+                    .mediator(mediator_id)
+                    .map_or(mediator_id.clone(), |m| m.name.clone());
+                let yes = ctx.catalog.text(&citizen_lang, "keyword-yes", &[]);
+                let no = ctx.catalog.text(&citizen_lang, "keyword-no", &[]);
+                let sms = ctx.catalog.text(
+                    &citizen_lang,
+                    "sms-mediator-consent",
+                    &[
+                        ("mediator", Arg::Str(&mediator_name)),
+                        ("reference", Arg::Str(&reference)),
+                        ("service", Arg::Str(&service_name)),
+                        ("yes", Arg::Str(&yes)),
+                        ("no", Arg::Str(&no)),
+                    ],
+                );
+                ctx.db()
+                    .enqueue_sms(&format!("consent:{id}"), citizen, &sms, ctx.now)?;
+                ctx.catalog.text(
+                    &lang,
+                    "mediator-request-created",
+                    &[
+                        ("reference", Arg::Str(&reference)),
+                        ("phone", Arg::Str(citizen)),
+                    ],
+                )
+            }
+            _ => {
+                let sms = ctx.catalog.text(
+                    &citizen_lang,
+                    "sms-request-created",
+                    &[
+                        ("reference", Arg::Str(&reference)),
+                        ("service", Arg::Str(&service_name)),
+                    ],
+                );
+                ctx.db()
+                    .enqueue_sms(&format!("created:{id}"), &requester, &sms, ctx.now)?;
+                ctx.catalog.text(
+                    &lang,
+                    "request-created",
+                    &[("reference", Arg::Str(&reference))],
+                )
+            }
+        };
+        Ok((id, reply))
+    })?;
     tracing::info!(case = %id, channel = channel.as_str(), "request filed by USSD");
     Ok(Reply::End(reply))
 }
@@ -600,7 +605,7 @@ fn track(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
     let lang = session.lang.clone();
     let found = match reference::parse(input) {
         Err(_) => return render(session, ctx, Some("reference-invalid")),
-        Ok(r) => ctx.store().find_by_reference(&r),
+        Ok(r) => ctx.with_store(|s| s.find_by_reference(&r)),
     };
     match found {
         Ok(case) => {
@@ -671,10 +676,8 @@ pub fn record_inquiry(ctx: &Ctx, case: &guichet_core::Case, channel: &str) {
         return;
     }
     let text = format!("the requester asked about the case by {channel}");
-    if let Err(e) = ctx
-        .store()
-        .write(|w| w.add_event(case.id, EventKind::Inquiry, &text))
-    {
+    let recorded = ctx.with_store(|s| s.write(|w| w.add_event(case.id, EventKind::Inquiry, &text)));
+    if let Err(e) = recorded {
         tracing::error!(case = %case.id, error = %e, "recording an inquiry failed");
     }
 }
@@ -739,7 +742,7 @@ fn rate_ask(
             &[],
         )));
     };
-    match ctx.store().write(|w| w.rate(id, rating)) {
+    match ctx.with_store(|s| s.write(|w| w.rate(id, rating))) {
         Ok(()) => Ok(Reply::End(ctx.catalog.text(
             &session.lang,
             "rate-thanks",
@@ -842,7 +845,7 @@ fn own_cases(ctx: &Ctx, to_rate: bool) -> Flow<Vec<guichet_core::Case>> {
         limit: 100,
         ..CaseQuery::default()
     };
-    let cases = ctx.store().list_cases(&query)?;
+    let cases = ctx.with_store(|s| s.list_cases(&query))?;
     Ok(cases
         .into_iter()
         .filter(|c| !to_rate || (c.status.is_done() && c.rating.is_none()))
@@ -854,8 +857,10 @@ fn language_names(ctx: &Ctx) -> Vec<String> {
 }
 
 impl Ctx<'_> {
-    pub fn store(&self) -> MutexGuard<'_, Store> {
-        locked(self.store)
+    /// Works on the case store, off the async workers: its lock may be
+    /// held by a commit waiting on the disk.
+    pub fn with_store<T>(&self, work: impl FnOnce(&mut Store) -> T) -> T {
+        blocking(|| work(&mut locked(self.store)))
     }
 
     pub fn db(&self) -> MutexGuard<'_, GatewayDb> {
@@ -902,22 +907,43 @@ fn limit(config: &Config) -> UssdLimit {
 
 /// Every page of a numbered list under a title, with the localized
 /// navigation lines; items are numbered 1..n across pages.
-fn menu_pages(
-    catalog: &Catalog,
-    config: &Config,
-    lang: &str,
-    title: &str,
-    items: &[String],
-) -> Vec<String> {
-    let nav = text::Nav {
-        more: format!("{MORE} {}", catalog.text(lang, "nav-more", &[])),
-        back: format!("{BACK} {}", catalog.text(lang, "nav-back", &[])),
-    };
-    let mut menu = text::Menu::new(title);
-    for (i, item) in items.iter().enumerate() {
-        menu = menu.item((i + 1).to_string(), item);
+fn menu_pages(ctx: &Ctx, lang: &str, title: &str, items: &[String]) -> Arc<[String]> {
+    let key = format!("{lang}\u{1f}{title}\u{1f}{}", items.join("\u{1e}"));
+    ctx.menus.pages(key, || {
+        let nav = text::Nav {
+            more: format!("{MORE} {}", ctx.catalog.text(lang, "nav-more", &[])),
+            back: format!("{BACK} {}", ctx.catalog.text(lang, "nav-back", &[])),
+        };
+        let mut menu = text::Menu::new(title);
+        for (i, item) in items.iter().enumerate() {
+            menu = menu.item((i + 1).to_string(), item);
+        }
+        menu.render(&nav, &limit(ctx.config))
+    })
+}
+
+/// Menus laid out, by language, title and items: the same few are shown
+/// at every hop, and laying one out measures a dozen candidate screens.
+#[derive(Default)]
+pub struct Menus(Mutex<HashMap<String, Arc<[String]>>>);
+
+/// Lists of a caller's own cases vary without end: past this many menus,
+/// the cache starts over.
+const MAX_MENUS: usize = 4096;
+
+impl Menus {
+    fn pages(&self, key: String, lay_out: impl FnOnce() -> Vec<String>) -> Arc<[String]> {
+        if let Some(pages) = locked(&self.0).get(&key) {
+            return pages.clone();
+        }
+        let pages: Arc<[String]> = lay_out().into();
+        let mut menus = locked(&self.0);
+        if menus.len() >= MAX_MENUS {
+            menus.clear();
+        }
+        menus.insert(key, pages.clone());
+        pages
     }
-    menu.render(&nav, &limit(config))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub struct Gateway {
     pub db: Mutex<GatewayDb>,
     pub(crate) sessions: Sessions,
     pub(crate) filing: Filing,
+    pub(crate) menus: flow::Menus,
     /// The languages offered (code, own name), rendered once.
     pub(crate) languages: Vec<(String, String)>,
     pub(crate) keywords: crate::sms::Keywords,
@@ -40,6 +41,10 @@ type Pending = (NewCase, std::sync::mpsc::Sender<Filed>);
 impl Filing {
     /// Stores a new case durably; returns its id and reference.
     pub fn file(&self, store: &Mutex<Store>, new: NewCase) -> Filed {
+        blocking(|| self.file_now(store, new))
+    }
+
+    fn file_now(&self, store: &Mutex<Store>, new: NewCase) -> Filed {
         let (tx, rx) = std::sync::mpsc::channel();
         locked(&self.queue).push((new, tx));
         {
@@ -99,6 +104,21 @@ struct Live {
     seen_text: String,
     updated_at: u64,
     finished: bool,
+}
+
+/// Runs `work`, which may wait on the disk (the case store syncs every
+/// commit, and its lock is held meanwhile). On an async worker, the
+/// worker's other tasks move to another thread first, so that hops, which
+/// are otherwise quick, can run on the workers without `spawn_blocking`.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        // Outside a runtime, or on one thread where nothing can move.
+        _ => work(),
+    }
 }
 
 /// Locks the gateway's shared state. Every write is a transaction, so a
@@ -201,6 +221,7 @@ impl Gateway {
         Gateway {
             sessions: Sessions::default(),
             filing: Filing::default(),
+            menus: flow::Menus::default(),
             languages: catalog
                 .languages()
                 .into_iter()
@@ -258,6 +279,7 @@ impl Gateway {
             db: &self.db,
             sessions: &self.sessions,
             filing: &self.filing,
+            menus: &self.menus,
             languages: &self.languages,
             phone: hop.phone,
             now,

@@ -11,7 +11,7 @@
 //! (use `ff`, `sw`, not `fuc`, `swh`).
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,6 +140,9 @@ struct Locale {
     resource: Arc<FluentResource>,
     /// Message ids in file order.
     ids: Vec<String>,
+    /// Messages that need no argument, rendered once (plain, GSM-7): menus
+    /// show them at every hop.
+    rendered: HashMap<String, (String, String)>,
 }
 
 /// All languages' messages, with a fallback language.
@@ -309,6 +312,18 @@ impl Catalog {
         };
         let bundle = make(None)?;
         let gsm7 = make(Some(gsm7_transform(lang)))?;
+        let rendered = ids
+            .iter()
+            .filter_map(
+                |id| match (format(&bundle, id, &[])?, format(&gsm7, id, &[])?) {
+                    ((plain, e1), (gsm7, e2)) if e1.is_empty() && e2.is_empty() => {
+                        Some((id.clone(), (plain, gsm7)))
+                    }
+                    // Needs arguments: rendered at each use.
+                    _ => None,
+                },
+            )
+            .collect();
         self.locales.insert(
             lang.to_string(),
             Locale {
@@ -316,6 +331,7 @@ impl Catalog {
                 gsm7,
                 resource,
                 ids,
+                rendered,
             },
         );
         Ok(())
@@ -451,6 +467,15 @@ impl Catalog {
 
     fn render(&self, lang: &str, id: &str, args: &[(&str, Arg)], gsm7: bool) -> String {
         let requested = self.resolve(lang);
+        let ready = requested
+            .filter(|_| args.is_empty())
+            .and_then(|(_, locale)| {
+                let (plain, transliterated) = locale.rendered.get(id)?;
+                Some(if gsm7 { transliterated } else { plain })
+            });
+        if let Some(text) = ready {
+            return text.clone();
+        }
         if requested.is_none() {
             tracing::warn!(%lang, fallback = %self.fallback, "no catalogue for language");
         }

@@ -101,6 +101,7 @@ impl Gateway {
             db: &self.db,
             sessions: &self.sessions,
             filing: &self.filing,
+            menus: &self.menus,
             languages: &self.languages,
             phone: from,
             now: now_ms(),
@@ -162,7 +163,7 @@ impl Gateway {
                 &[("reference", Arg::Str(typed))],
             ));
         };
-        let found = ctx.store().find_by_reference(&reference);
+        let found = ctx.with_store(|s| s.find_by_reference(&reference));
         match found {
             Ok(case) => {
                 flow::record_inquiry(ctx, &case, "SMS");
@@ -193,7 +194,7 @@ impl Gateway {
         let (Ok(reference), Some(rating)) = (reference::parse(typed), rating) else {
             return Ok(self.help(lang));
         };
-        let case = match ctx.store().find_by_reference(&reference) {
+        let case = match ctx.with_store(|s| s.find_by_reference(&reference)) {
             Ok(case) if case.requester_phone == ctx.phone => case,
             Ok(_) | Err(guichet_core::Error::NotFound(_)) => {
                 return Ok(self.sms_text(
@@ -204,7 +205,7 @@ impl Gateway {
             }
             Err(e) => return Err(e.into()),
         };
-        match ctx.store().write(|w| w.rate(case.id, rating)) {
+        match ctx.with_store(|s| s.write(|w| w.rate(case.id, rating))) {
             Ok(()) => Ok(self.sms_text(lang, "sms-rated", &[("reference", Arg::Str(&reference))])),
             Err(guichet_core::Error::InvalidInput(_)) => Ok(flow::status_message(
                 &ctx,
@@ -228,7 +229,7 @@ impl Gateway {
         let Ok(reference) = reference::parse(typed) else {
             return Ok(self.help(lang));
         };
-        let case = match ctx.store().find_by_reference(&reference) {
+        let case = match ctx.with_store(|s| s.find_by_reference(&reference)) {
             Ok(case) if case.requester_phone == ctx.phone && case.mediator.is_some() => case,
             Ok(_) | Err(guichet_core::Error::NotFound(_)) => {
                 return Ok(self.sms_text(
@@ -240,25 +241,29 @@ impl Gateway {
             Err(e) => return Err(e.into()),
         };
         let reply = if yes {
-            ctx.store().write(|w| {
-                w.add_event(
-                    case.id,
-                    EventKind::Contact,
-                    "consent: the citizen confirmed by SMS",
-                )
+            ctx.with_store(|s| {
+                s.write(|w| {
+                    w.add_event(
+                        case.id,
+                        EventKind::Contact,
+                        "consent: the citizen confirmed by SMS",
+                    )
+                })
             })?;
             "sms-consent-confirmed"
         } else {
-            ctx.store().write(|w| {
-                w.add_event(
-                    case.id,
-                    EventKind::Contact,
-                    "consent: the citizen refused by SMS",
-                )?;
-                if case.status.can_become(Status::Cancelled) {
-                    w.change_status(case.id, Status::Cancelled)?;
-                }
-                Ok(())
+            ctx.with_store(|s| {
+                s.write(|w| {
+                    w.add_event(
+                        case.id,
+                        EventKind::Contact,
+                        "consent: the citizen refused by SMS",
+                    )?;
+                    if case.status.can_become(Status::Cancelled) {
+                        w.change_status(case.id, Status::Cancelled)?;
+                    }
+                    Ok(())
+                })
             })?;
             "sms-consent-refused"
         };
@@ -281,7 +286,9 @@ impl Gateway {
     pub fn notify_status_changes(&self) {
         let store = locked(&self.store);
         let db = locked(&self.db);
-        if let Err(e) = self.notify_locked(&store, &db) {
+        // One commit: a busy day brings thousands of new cases, and hops
+        // wait for this lock.
+        if let Err(e) = db.transaction(|| self.notify_locked(&store, &db)) {
             tracing::error!(error = %e, "status notifications failed");
         }
     }

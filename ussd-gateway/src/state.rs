@@ -131,6 +131,17 @@ impl GatewayDb {
         Ok(GatewayDb { conn })
     }
 
+    /// Runs `work` as one transaction: one commit for many writes.
+    pub fn transaction<T, E: From<rusqlite::Error>>(
+        &self,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self.conn.unchecked_transaction()?;
+        let out = work()?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     pub fn language(&self, phone: &str) -> Res<Option<String>> {
         Ok(self
             .conn

@@ -116,22 +116,16 @@ async fn ussd(
     {
         return (StatusCode::BAD_REQUEST, "sessionId or text out of bounds").into_response();
     }
-    let reply = tokio::task::spawn_blocking(move || {
-        let seen = gw.seen_text(NAME, &form.session_id);
-        let input = latest_input(&form.text, seen.as_deref());
-        gw.ussd(&Hop {
-            provider: NAME,
-            session_id: &form.session_id,
-            phone: &phone,
-            input: input.as_deref(),
-            raw_text: &form.text,
-        })
-    })
-    .await;
-    match reply {
-        Ok(reply) => plain(&reply),
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
-    }
+    // On the worker: what may wait on the disk steps aside by itself.
+    let seen = gw.seen_text(NAME, &form.session_id);
+    let input = latest_input(&form.text, seen.as_deref());
+    plain(&gw.ussd(&Hop {
+        provider: NAME,
+        session_id: &form.session_id,
+        phone: &phone,
+        input: input.as_deref(),
+        raw_text: &form.text,
+    }))
 }
 
 #[derive(Deserialize)]
