@@ -55,12 +55,7 @@ async fn figures_api(
         compute(&state, &who, &query)
     })
     .await?;
-    let mut response = Json(answer).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+    Ok(no_store(Json(answer)))
 }
 
 async fn dashboard_page(

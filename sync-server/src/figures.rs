@@ -6,7 +6,7 @@ use crate::supervision::UssdSession;
 use chrono::{Datelike, FixedOffset, NaiveDate, TimeZone, Timelike};
 use guichet_core::{CaseHistory, EventKind, Status};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 const HOUR_MS: u64 = 3_600_000;
 const DAY_MS: u64 = 24 * HOUR_MS;
@@ -42,8 +42,9 @@ impl Selection {
             .map_or(0, |t| t.timestamp_millis().max(0) as u64)
     }
 
-    fn in_period(&self, ms: u64) -> bool {
-        (self.start_ms()..self.end_ms()).contains(&ms)
+    /// The period in ms, computed once per figures (it converts local dates).
+    fn period(&self) -> std::ops::Range<u64> {
+        self.start_ms()..self.end_ms()
     }
 
     fn wants(&self, unit: Option<&str>, service: Option<&str>) -> bool {
@@ -165,7 +166,9 @@ pub fn compute(
         .copied()
         .filter(|c| selection.wants(Some(&c.unit), Some(&c.service)))
         .collect();
-    let backlog_at = selection.end_ms().min(now_ms);
+    let period = selection.period();
+    let in_period = |ms: u64| period.contains(&ms);
+    let backlog_at = period.end.min(now_ms);
 
     let mut received = Received::default();
     let mut busiest = Busiest::default();
@@ -177,7 +180,7 @@ pub fn compute(
     let mut complaints = 0;
     let mut satisfaction = Satisfaction::default();
     for case in &cases {
-        if selection.in_period(case.received_ms) {
+        if in_period(case.received_ms) {
             received.total += 1;
             *received
                 .by_channel
@@ -199,10 +202,7 @@ pub fn compute(
                 asked_again += 1;
             }
         }
-        if let Some(resolved) = case
-            .first_resolved_ms()
-            .filter(|ms| selection.in_period(*ms))
-        {
+        if let Some(resolved) = case.first_resolved_ms().filter(|ms| in_period(*ms)) {
             durations.push(resolved.saturating_sub(case.received_ms));
             let asked_before = case
                 .events
@@ -230,7 +230,7 @@ pub fn compute(
             }
         }
         for (ms, kind) in &case.events {
-            if selection.in_period(*ms) {
+            if in_period(*ms) {
                 match kind {
                     EventKind::Inquiry => inquiries += 1,
                     EventKind::Complaint => complaints += 1,
@@ -239,7 +239,7 @@ pub fn compute(
             }
         }
         if let (Some(rating), Some(at)) = (case.rating, case.rated_ms) {
-            if selection.in_period(at) && (1..=5).contains(&rating) {
+            if in_period(at) && (1..=5).contains(&rating) {
                 satisfaction.ratings += 1;
                 satisfaction.distribution[rating as usize - 1] += 1;
             }
@@ -254,7 +254,7 @@ pub fn compute(
 
     let mut ussd = UssdFigures::default();
     for session in sessions.iter().filter(|s| {
-        selection.in_period(s.ended_ms) && selection.wants(s.unit.as_deref(), s.service.as_deref())
+        in_period(s.ended_ms) && selection.wants(s.unit.as_deref(), s.service.as_deref())
     }) {
         ussd.sessions += 1;
         match session.outcome.as_str() {
@@ -330,23 +330,22 @@ pub fn dashboard(
     selection: &Selection,
     now_ms: u64,
 ) -> Dashboard {
-    let mut units: Vec<String> = cases.iter().map(|c| c.unit.clone()).collect();
-    units.sort();
-    units.dedup();
-    let mut services: Vec<String> = cases.iter().map(|c| c.service.clone()).collect();
-    services.sort();
-    services.dedup();
-    let by_unit = units
+    let mut by_unit_cases: BTreeMap<&str, Vec<&CaseHistory>> = BTreeMap::new();
+    for case in cases {
+        by_unit_cases.entry(&case.unit).or_default().push(case);
+    }
+    let services: BTreeSet<&str> = cases.iter().map(|c| c.service.as_str()).collect();
+    let by_unit = by_unit_cases
         .iter()
-        .filter(|u| selection.unit.as_ref().is_none_or(|wanted| wanted == *u))
-        .map(|unit| {
+        .filter(|(u, _)| selection.unit.as_deref().is_none_or(|wanted| wanted == **u))
+        .map(|(unit, unit_cases)| {
             let one = Selection {
-                unit: Some(unit.clone()),
+                unit: Some(unit.to_string()),
                 ..selection.clone()
             };
-            let f = compute(cases, &[], &one, now_ms);
+            let f = compute(unit_cases, &[], &one, now_ms);
             UnitLine {
-                unit: unit.clone(),
+                unit: unit.to_string(),
                 received: f.received.total,
                 resolved: f.processing.resolved,
                 median_hours: f.processing.median_hours,
@@ -356,6 +355,8 @@ pub fn dashboard(
             }
         })
         .collect();
+    let units = by_unit_cases.keys().map(|u| u.to_string()).collect();
+    let services = services.into_iter().map(str::to_string).collect();
     Dashboard {
         figures: compute(cases, sessions, selection, now_ms),
         by_unit,

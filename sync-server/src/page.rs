@@ -386,80 +386,73 @@ fn cards(out: &mut String, texts: &Texts, f: &Figures) {
     );
 }
 
+/// A chart's section: its title, then `bars(out, max)` drawing inside an
+/// SVG of height `height`, or "nothing in this period" when every value is 0.
+fn chart_frame(
+    out: &mut String,
+    texts: &Texts,
+    title: &str,
+    values: impl Iterator<Item = u64>,
+    height: usize,
+    bars: impl FnOnce(&mut String, u64),
+) {
+    let name = texts.word(title);
+    let _ = write!(
+        out,
+        "<section class=\"chart\" data-chart=\"{title}\"><h2>{name}</h2>"
+    );
+    let max = values.max().unwrap_or(0);
+    if max == 0 {
+        let _ = write!(out, "<p class=\"empty\">{}</p>", texts.word("no-data"));
+    } else {
+        let _ = write!(
+            out,
+            "<svg viewBox=\"0 0 320 {height}\" role=\"img\" aria-label=\"{name}\">"
+        );
+        bars(out, max);
+        out.push_str("</svg>");
+    }
+    out.push_str("</section>");
+}
+
 /// Horizontal bars, one per (already escaped) label.
 fn chart(out: &mut String, texts: &Texts, title: &str, items: &[(String, u64)]) {
-    let _ = write!(
-        out,
-        "<section class=\"chart\" data-chart=\"{title}\"><h2>{}</h2>",
-        texts.word(title)
-    );
-    let max = items.iter().map(|(_, v)| *v).max().unwrap_or(0);
-    if max == 0 {
-        let _ = write!(
-            out,
-            "<p class=\"empty\">{}</p></section>",
-            texts.word("no-data")
-        );
-        return;
-    }
     let row = 26;
-    let _ = write!(
-        out,
-        "<svg viewBox=\"0 0 320 {h}\" role=\"img\" aria-label=\"{t}\">",
-        h = items.len() * row,
-        t = texts.word(title)
-    );
-    for (i, (label, value)) in items.iter().enumerate() {
-        let y = i * row;
-        let width = (*value as f64 / max as f64 * 170.0).max(1.0);
-        let _ = write!(
-            out,
-            "<g data-label=\"{label}\" data-value=\"{value}\"><text x=\"0\" y=\"{ty}\">{label}</text>\
-             <rect class=\"bar\" x=\"110\" y=\"{ry}\" width=\"{width:.1}\" height=\"18\"></rect>\
-             <text x=\"{vx:.1}\" y=\"{ty}\">{value}</text></g>",
-            ty = y + 17,
-            ry = y + 4,
-            vx = 114.0 + width,
-        );
-    }
-    out.push_str("</svg></section>");
+    let values = items.iter().map(|(_, v)| *v);
+    chart_frame(out, texts, title, values, items.len() * row, |out, max| {
+        for (i, (label, value)) in items.iter().enumerate() {
+            let y = i * row;
+            let width = (*value as f64 / max as f64 * 170.0).max(1.0);
+            let _ = write!(
+                out,
+                "<g data-label=\"{label}\" data-value=\"{value}\"><text x=\"0\" y=\"{ty}\">{label}</text>\
+                 <rect class=\"bar\" x=\"110\" y=\"{ry}\" width=\"{width:.1}\" height=\"18\"></rect>\
+                 <text x=\"{vx:.1}\" y=\"{ty}\">{value}</text></g>",
+                ty = y + 17,
+                ry = y + 4,
+                vx = 114.0 + width,
+            );
+        }
+    });
 }
 
 /// 24 columns, one per hour of the day.
 fn hours_chart(out: &mut String, texts: &Texts, by_hour: &[u64; 24]) {
-    let title = "busiest-hours";
-    let _ = write!(
-        out,
-        "<section class=\"chart\" data-chart=\"{title}\"><h2>{}</h2>",
-        texts.word(title)
-    );
-    let max = by_hour.iter().copied().max().unwrap_or(0);
-    if max == 0 {
-        let _ = write!(
-            out,
-            "<p class=\"empty\">{}</p></section>",
-            texts.word("no-data")
-        );
-        return;
-    }
-    let _ = write!(
-        out,
-        "<svg viewBox=\"0 0 320 130\" role=\"img\" aria-label=\"{}\">",
-        texts.word(title)
-    );
-    for (hour, value) in by_hour.iter().enumerate() {
-        let height = *value as f64 / max as f64 * 100.0;
-        let x = hour as f64 * 13.0 + 4.0;
-        let _ = write!(
-            out,
-            "<g data-label=\"{hour}\" data-value=\"{value}\"><rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"10\" height=\"{height:.1}\"><title>{hour}:00 {value}</title></rect></g>",
-            y = 105.0 - height,
-        );
-        if hour % 6 == 0 {
-            let _ = write!(out, "<text x=\"{x:.1}\" y=\"124\">{hour}h</text>");
+    let values = by_hour.iter().copied();
+    chart_frame(out, texts, "busiest-hours", values, 130, |out, max| {
+        for (hour, value) in by_hour.iter().enumerate() {
+            let height = *value as f64 / max as f64 * 100.0;
+            let x = hour as f64 * 13.0 + 4.0;
+            let _ = write!(
+                out,
+                "<g data-label=\"{hour}\" data-value=\"{value}\"><rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"10\" height=\"{height:.1}\"><title>{hour}:00 {value}</title></rect></g>",
+                y = 105.0 - height,
+            );
+            if hour % 6 == 0 {
+                let _ = write!(out, "<text x=\"{x:.1}\" y=\"124\">{hour}h</text>");
+            }
         }
-    }
-    out.push_str("</svg></section>");
+    });
 }
 
 fn unit_table(out: &mut String, texts: &Texts, d: &Dashboard) {

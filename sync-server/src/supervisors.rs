@@ -43,9 +43,10 @@ pub fn sign_in(
     let lock = || registry.lock().unwrap_or_else(|p| p.into_inner());
     let record = lock().supervisor_record(name, now_ms)?;
     let Some((stored, units)) = record else {
-        // The same work as for a known name, so timing tells nothing.
+        // The same work as for a known name, so timing tells nothing. A
+        // locked name stays locked; an unknown one is not recorded, so
+        // guessing names cannot fill the registry.
         let _ = hash_password(password);
-        lock().record_sign_in(name, false, now_ms)?;
         return Ok(None);
     };
     let ok = verify_password(&stored, password);
