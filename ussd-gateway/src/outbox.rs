@@ -4,6 +4,7 @@
 
 use crate::gateway::{locked, now_ms, Gateway};
 use crate::providers::{SendResult, SmsSender};
+use crate::state::{GatewayDb, OutboxSms};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,13 +18,19 @@ pub fn backoff(attempts: u32) -> u64 {
         .min(MAX_RETRY_MS)
 }
 
-/// Sends every due message once; returns how many were attempted.
+/// How many messages are taken, and in flight, at once.
+const BATCH: usize = 32;
+
+/// Sends every due message once; returns how many were attempted. The
+/// batch is marked as being sent in one transaction, sent concurrently
+/// (each phone's messages one after another, in order), and its results
+/// recorded in one transaction.
 pub async fn drain(gw: &Arc<Gateway>, sender: &dyn SmsSender) -> usize {
     let taken = {
         let gw = gw.clone();
         tokio::task::spawn_blocking(move || {
             let db = locked(&gw.db);
-            db.take_due_sms(now_ms(), 20)
+            db.transaction(|| db.take_due_sms(now_ms(), BATCH))
         })
         .await
     };
@@ -35,32 +42,80 @@ pub async fn drain(gw: &Arc<Gateway>, sender: &dyn SmsSender) -> usize {
         }
         Err(_) => return 0,
     };
-    for sms in &due {
-        let result = sender.send(sms).await;
-        let gw = gw.clone();
-        let (id, attempts, name) = (sms.id, sms.attempts, sender.name());
-        let max = gw.config.sms.max_attempts;
-        let _ = tokio::task::spawn_blocking(move || {
-            let db = locked(&gw.db);
-            let now = now_ms();
-            let recorded = match result {
-                SendResult::Accepted(provider_id) => db.sms_sent(id, name, provider_id.as_deref(), now),
-                SendResult::Retry(why) if attempts + 1 < max => {
-                    tracing::warn!(sms = id, attempt = attempts + 1, %why, "SMS not sent, will retry");
-                    db.sms_attempt_failed(id, &why, Some(now + backoff(attempts)), now)
-                }
-                SendResult::Retry(why) | SendResult::Refused(why) => {
-                    tracing::warn!(sms = id, %why, "SMS given up");
-                    db.sms_attempt_failed(id, &why, None, now)
-                }
-            };
-            if let Err(e) = recorded {
-                tracing::error!(error = %e, "recording an SMS attempt failed");
-            }
-        })
-        .await;
+    if due.is_empty() {
+        return 0;
     }
-    due.len()
+    let results = send_all(sender, &due).await;
+    let attempted = due.len();
+    let gw = gw.clone();
+    let name = sender.name();
+    let recorded = tokio::task::spawn_blocking(move || {
+        let db = locked(&gw.db);
+        let max = gw.config.sms.max_attempts;
+        let now = now_ms();
+        db.transaction(|| {
+            for (sms, result) in due.iter().zip(results) {
+                record(&db, name, max, sms, result, now)?;
+            }
+            Ok::<_, rusqlite::Error>(())
+        })
+    })
+    .await;
+    // If recording fails, the batch stays marked as being sent: such
+    // messages are never sent twice.
+    match recorded {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "recording SMS attempts failed"),
+        Err(e) => tracing::error!(error = %e, "recording SMS attempts stopped"),
+    }
+    attempted
+}
+
+/// Sends `due`; the results in the same order. Phones are served
+/// concurrently, but a phone's own messages leave in the order queued, so
+/// that replies arrive in the order the citizen wrote.
+async fn send_all(sender: &dyn SmsSender, due: &[OutboxSms]) -> Vec<SendResult> {
+    let mut by_phone: Vec<Vec<usize>> = Vec::new();
+    for (i, sms) in due.iter().enumerate() {
+        match by_phone.iter_mut().find(|g| due[g[0]].phone == sms.phone) {
+            Some(group) => group.push(i),
+            None => by_phone.push(vec![i]),
+        }
+    }
+    let sent = futures_util::future::join_all(by_phone.into_iter().map(|group| async move {
+        let mut results = Vec::with_capacity(group.len());
+        for i in group {
+            results.push((i, sender.send(&due[i]).await));
+        }
+        results
+    }))
+    .await;
+    let mut results: Vec<(usize, SendResult)> = sent.into_iter().flatten().collect();
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Records one attempt: sent, to retry after the backoff, or given up.
+fn record(
+    db: &GatewayDb,
+    name: &str,
+    max_attempts: u32,
+    sms: &OutboxSms,
+    result: SendResult,
+    now: u64,
+) -> rusqlite::Result<()> {
+    let (id, attempts) = (sms.id, sms.attempts);
+    match result {
+        SendResult::Accepted(provider_id) => db.sms_sent(id, name, provider_id.as_deref(), now),
+        SendResult::Retry(why) if attempts + 1 < max_attempts => {
+            tracing::warn!(sms = id, attempt = attempts + 1, %why, "SMS not sent, will retry");
+            db.sms_attempt_failed(id, &why, Some(now + backoff(attempts)), now)
+        }
+        SendResult::Retry(why) | SendResult::Refused(why) => {
+            tracing::warn!(sms = id, %why, "SMS given up");
+            db.sms_attempt_failed(id, &why, None, now)
+        }
+    }
 }
 
 /// Runs until the process stops.
@@ -74,7 +129,74 @@ pub async fn run(gw: Arc<Gateway>, sender: Arc<dyn SmsSender>) {
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::*;
+    use crate::providers::SendFuture;
+    use crate::state::SmsStatus;
+    use std::sync::Mutex;
+
+    /// Records the order messages leave in; the first message of phone B
+    /// waits, so that a sender without per-phone order would reorder.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<i64>>);
+
+    impl SmsSender for Recorder {
+        fn name(&self) -> &'static str {
+            "recorder"
+        }
+        fn send<'a>(&'a self, sms: &'a OutboxSms) -> SendFuture<'a> {
+            Box::pin(async move {
+                if sms.id == 2 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                self.0.lock().unwrap().push(sms.id);
+                if sms.id % 2 == 0 {
+                    SendResult::Accepted(Some(format!("p{}", sms.id)))
+                } else {
+                    SendResult::Retry(format!("busy {}", sms.id))
+                }
+            })
+        }
+    }
+
+    fn sms(id: i64, phone: &str) -> OutboxSms {
+        OutboxSms {
+            id,
+            event_key: format!("e{id}"),
+            phone: phone.into(),
+            text: "t".into(),
+            status: SmsStatus::Sending,
+            attempts: 0,
+            provider_id: None,
+            last_error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn phones_are_served_together_and_each_phone_in_order() {
+        let due = [
+            sms(1, "A"),
+            sms(2, "B"),
+            sms(3, "A"),
+            sms(4, "B"),
+            sms(5, "C"),
+        ];
+        let sender = Recorder::default();
+        let results = send_all(&sender, &due).await;
+        let expected: Vec<SendResult> = (1..=5)
+            .map(|id| match id % 2 {
+                0 => SendResult::Accepted(Some(format!("p{id}"))),
+                _ => SendResult::Retry(format!("busy {id}")),
+            })
+            .collect();
+        assert_eq!(results, expected, "each result beside its message");
+        let order = sender.0.lock().unwrap().clone();
+        let at = |id| order.iter().position(|&x| x == id).unwrap();
+        assert!(
+            at(1) < at(3) && at(2) < at(4),
+            "one phone's in order: {order:?}"
+        );
+        assert!(at(3) < at(2), "A did not wait for B's slow send: {order:?}");
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {
