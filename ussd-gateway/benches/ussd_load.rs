@@ -171,16 +171,51 @@ async fn load(
     (latencies, started.elapsed())
 }
 
+/// CPU time (user + system, every thread) a process has used so far, in
+/// milliseconds; Linux only. Counted in clock ticks of 10 ms.
+fn cpu_ms(child: &Child) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.0.id())).ok()?;
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
+}
+
+/// Runs `load` and prints its figures with the server's CPU time per hop.
+async fn measured(
+    name: &str,
+    server: &Child,
+    url: &str,
+    sessions: usize,
+    rounds: usize,
+    think: Duration,
+) -> (f64, Vec<Duration>) {
+    let (expect_end, flow) = FLOW;
+    let expect_end = if name.starts_with("bare") {
+        "Thank you"
+    } else {
+        expect_end
+    };
+    let before = cpu_ms(server);
+    let (latencies, wall) = load(url, sessions, rounds, &flow, expect_end, think).await;
+    let cpu = before
+        .zip(cpu_ms(server))
+        .map(|(b, a)| (a - b) * 1e3 / latencies.len() as f64);
+    let rate = report(name, latencies.clone(), wall, cpu);
+    (rate, latencies)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1e3
 }
 
-fn report(name: &str, mut latencies: Vec<Duration>, wall: Duration) -> f64 {
+fn report(name: &str, mut latencies: Vec<Duration>, wall: Duration, cpu_us: Option<f64>) -> f64 {
     latencies.sort();
     let rate = latencies.len() as f64 / wall.as_secs_f64();
+    let cpu = cpu_us.map_or(String::new(), |us| format!("   cpu {us:>4.0} us/hop"));
     println!(
-        "  {name:<28}{:>8} hops {:>9.0} hops/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        "  {name:<28}{:>8} hops {:>9.0} hops/s   p50 {:>6.2} ms   p99 {:>6.2} ms{cpu}",
         latencies.len(),
         rate,
         percentile(&latencies, 0.5),
@@ -188,6 +223,14 @@ fn report(name: &str, mut latencies: Vec<Duration>, wall: Duration) -> f64 {
     );
     rate
 }
+
+/// First dial, language (English is 7th), new request, service, locality,
+/// description, confirm: 7 hops, the last stores a case. The gateway's END
+/// names the reference.
+const FLOW: (&str, [&str; 6]) = (
+    "reference",
+    ["7", "1", "1", "1", "Extrait de naissance", "1"],
+);
 
 #[tokio::main]
 async fn main() {
@@ -204,23 +247,22 @@ async fn main() {
     };
     let (sessions, rounds) = (arg("--sessions", 1_000), arg("--rounds", 3));
     let dir = tempfile::TempDir::new().unwrap();
-    let (_bare, bare_url) = start_bare(dir.path());
+    let (bare, bare_url) = start_bare(dir.path());
     // The SMS API answers as Africa's Talking does, so that each reference
     // SMS is sent once, as in a deployment, not retried against a dead port.
     let (sms_api, sms_sent) = guichet_e2e::fake_africastalking().await;
-    let (_gateway, gateway_url) = start_gateway(dir.path(), &sms_api);
-    // First dial, language (English is 7th), new request, service,
-    // locality, description, confirm: 7 hops, the last stores a case.
-    let flow = ["7", "1", "1", "1", "Extrait de naissance", "1"];
+    let (gateway, gateway_url) = start_gateway(dir.path(), &sms_api);
     let none = Duration::ZERO;
-    load(&bare_url, 50, 1, &flow, "Thank you", none).await;
-    load(&gateway_url, 50, 1, &flow, "reference", none).await;
+    // Warm up: connections, caches, the first pages of each database.
+    load(&bare_url, 50, 1, &FLOW.1, "Thank you", none).await;
+    load(&gateway_url, 50, 1, &FLOW.1, FLOW.0, none).await;
     println!("ussd_load: {sessions} concurrent sessions, 7 hops each, a new request stored durably per session");
     println!(" saturation: every session hops as fast as answers come ({rounds} rounds)");
-    let (b, bw) = load(&bare_url, sessions, rounds, &flow, "Thank you", none).await;
-    let bare_rate = report("bare axum END handler", b, bw);
-    let (g, gw) = load(&gateway_url, sessions, rounds, &flow, "reference", none).await;
-    let gateway_rate = report("guichet-ussd-gateway", g, gw);
+    let bare_name = "bare axum END handler";
+    let gateway_name = "guichet-ussd-gateway";
+    let (bare_rate, _) = measured(bare_name, &bare, &bare_url, sessions, rounds, none).await;
+    let (gateway_rate, _) =
+        measured(gateway_name, &gateway, &gateway_url, sessions, rounds, none).await;
     let ratio = gateway_rate / bare_rate;
     println!(
         "  throughput ratio {ratio:.2} (target >= 0.70: {})",
@@ -231,13 +273,10 @@ async fn main() {
         " paced: each caller takes about a second per screen ({} hops/s offered)",
         sessions
     );
-    let (b, bw) = load(&bare_url, sessions, 1, &flow, "Thank you", think).await;
-    report("bare axum END handler", b, bw);
-    let (g, gw) = load(&gateway_url, sessions, 1, &flow, "reference", think).await;
-    let mut sorted = g.clone();
-    sorted.sort();
-    let p99 = percentile(&sorted, 0.99);
-    report("guichet-ussd-gateway", g, gw);
+    measured(bare_name, &bare, &bare_url, sessions, 1, think).await;
+    let (_, mut paced) = measured(gateway_name, &gateway, &gateway_url, sessions, 1, think).await;
+    paced.sort();
+    let p99 = percentile(&paced, 0.99);
     println!(
         "  p99 {p99:.2} ms (target < 5 ms: {})",
         if p99 < 5.0 { "met" } else { "MISSED" }
