@@ -80,7 +80,10 @@ base_url = "{sms_api}"
     );
     let path = dir.join("gateway.toml");
     std::fs::write(&path, config).unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_guichet-ussd-gateway"))
+    // Another build may be measured instead, to compare two versions.
+    let binary = std::env::var("GUICHET_BENCH_GATEWAY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_guichet-ussd-gateway").to_string());
+    let mut child = std::process::Command::new(binary)
         .arg("--config")
         .arg(&path)
         .env("RUST_LOG", "warn,guichet_ussd_gateway=info")

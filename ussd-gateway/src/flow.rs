@@ -140,6 +140,16 @@ pub struct Ctx<'a> {
     pub languages: &'a [(String, String)],
     pub phone: &'a str,
     pub now: u64,
+    /// SMS this hop sends, queued with the hop's other writes in one
+    /// transaction once the hop is answered.
+    pub outgoing: Vec<Outgoing>,
+}
+
+/// An SMS to queue, once per event (`event_key`).
+pub struct Outgoing {
+    pub event_key: String,
+    pub phone: String,
+    pub text: String,
 }
 
 /// Something went wrong behind the screens: the caller gets a polite END.
@@ -541,63 +551,56 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
         description: draft.description.clone().unwrap_or_default(),
         status: Status::Received,
     };
-    // Off the async workers: the commit waits on the disk, and the requests
-    // it stored all come back at once to queue their SMS.
-    let (id, reply) = blocking(|| -> Flow<(CaseId, String)> {
-        let (id, reference) = ctx.filing.file(ctx.store, new)?;
-        ctx.sessions.clear_draft(ctx.phone);
-        let service_name = ctx.config.service_name(&service, &citizen_lang).to_string();
-        let reply = match (&draft.citizen, &draft.mediator) {
-            (Some(citizen), Some(mediator_id)) => {
-                let mediator_name = ctx
-                    .config
-                    .mediator(mediator_id)
-                    .map_or(mediator_id.clone(), |m| m.name.clone());
-                let yes = ctx.catalog.text(&citizen_lang, "keyword-yes", &[]);
-                let no = ctx.catalog.text(&citizen_lang, "keyword-no", &[]);
-                let sms = ctx.catalog.text(
-                    &citizen_lang,
-                    "sms-mediator-consent",
-                    &[
-                        ("mediator", Arg::Str(&mediator_name)),
-                        ("reference", Arg::Str(&reference)),
-                        ("service", Arg::Str(&service_name)),
-                        ("yes", Arg::Str(&yes)),
-                        ("no", Arg::Str(&no)),
-                    ],
-                );
-                ctx.db()
-                    .enqueue_sms(&format!("consent:{id}"), citizen, &sms, ctx.now)?;
-                ctx.catalog.text(
-                    &lang,
-                    "mediator-request-created",
-                    &[
-                        ("reference", Arg::Str(&reference)),
-                        ("phone", Arg::Str(citizen)),
-                    ],
-                )
-            }
-            _ => {
-                let sms = ctx.catalog.text(
-                    &citizen_lang,
-                    "sms-request-created",
-                    &[
-                        ("reference", Arg::Str(&reference)),
-                        ("service", Arg::Str(&service_name)),
-                    ],
-                );
-                ctx.db()
-                    .enqueue_sms(&format!("created:{id}"), &requester, &sms, ctx.now)?;
-                ctx.catalog.text(
-                    &lang,
-                    "request-created",
-                    &[("reference", Arg::Str(&reference))],
-                )
-            }
-        };
-        Ok((id, reply))
-    })?;
-    tracing::info!(case = %id, channel = channel.as_str(), "request filed by USSD");
+    let (id, reference) = ctx.filing.file(ctx.store, new)?;
+    ctx.sessions.clear_draft(ctx.phone);
+    let service_name = ctx.config.service_name(&service, &citizen_lang);
+    let reply = match (&draft.citizen, &draft.mediator) {
+        (Some(citizen), Some(mediator_id)) => {
+            let mediator_name = ctx
+                .config
+                .mediator(mediator_id)
+                .map_or(mediator_id.as_str(), |m| m.name.as_str());
+            let yes = ctx.catalog.text(&citizen_lang, "keyword-yes", &[]);
+            let no = ctx.catalog.text(&citizen_lang, "keyword-no", &[]);
+            let sms = ctx.catalog.text(
+                &citizen_lang,
+                "sms-mediator-consent",
+                &[
+                    ("mediator", Arg::Str(mediator_name)),
+                    ("reference", Arg::Str(&reference)),
+                    ("service", Arg::Str(service_name)),
+                    ("yes", Arg::Str(&yes)),
+                    ("no", Arg::Str(&no)),
+                ],
+            );
+            ctx.queue_sms(format!("consent:{id}"), citizen, sms);
+            ctx.catalog.text(
+                &lang,
+                "mediator-request-created",
+                &[
+                    ("reference", Arg::Str(&reference)),
+                    ("phone", Arg::Str(citizen)),
+                ],
+            )
+        }
+        _ => {
+            let sms = ctx.catalog.text(
+                &citizen_lang,
+                "sms-request-created",
+                &[
+                    ("reference", Arg::Str(&reference)),
+                    ("service", Arg::Str(service_name)),
+                ],
+            );
+            ctx.queue_sms(format!("created:{id}"), &requester, sms);
+            ctx.catalog.text(
+                &lang,
+                "request-created",
+                &[("reference", Arg::Str(&reference))],
+            )
+        }
+    };
+    tracing::debug!(case = %id, channel = channel.as_str(), "request filed by USSD");
     Ok(Reply::End(reply))
 }
 
@@ -861,6 +864,14 @@ impl Ctx<'_> {
     /// held by a commit waiting on the disk.
     pub fn with_store<T>(&self, work: impl FnOnce(&mut Store) -> T) -> T {
         blocking(|| work(&mut locked(self.store)))
+    }
+
+    fn queue_sms(&mut self, event_key: String, phone: &str, text: String) {
+        self.outgoing.push(Outgoing {
+            event_key,
+            phone: phone.to_string(),
+            text,
+        });
     }
 
     pub fn db(&self) -> MutexGuard<'_, GatewayDb> {

@@ -283,6 +283,7 @@ impl Gateway {
             languages: &self.languages,
             phone: hop.phone,
             now,
+            outgoing: Vec::new(),
         };
         let (session, reply) = match (existing, hop.input) {
             (Some(mut session), Some(input)) => {
@@ -296,15 +297,27 @@ impl Gateway {
             }
             (None, _) => flow::start(&mut ctx)?,
         };
-        if reply.is_end() {
-            locked(&self.db).record_ussd_outcome(
-                hop.provider,
-                hop.session_id,
-                "completed",
-                &session.summary(&self.config),
-                None,
-                now,
-            )?;
+        // What the hop leaves in gateway.db, in one transaction: the SMS it
+        // sends and, at the end, how the session went.
+        if reply.is_end() || !ctx.outgoing.is_empty() {
+            let db = locked(&self.db);
+            db.transaction(|| {
+                for sms in &ctx.outgoing {
+                    db.enqueue_sms(&sms.event_key, &sms.phone, &sms.text, now)?;
+                }
+                if reply.is_end() {
+                    let summary = session.summary(&self.config);
+                    db.record_ussd_outcome(
+                        hop.provider,
+                        hop.session_id,
+                        "completed",
+                        &summary,
+                        None,
+                        now,
+                    )?;
+                }
+                Ok::<_, rusqlite::Error>(())
+            })?;
         }
         let live = Live {
             phone: hop.phone.to_string(),

@@ -105,6 +105,7 @@ impl Gateway {
             languages: &self.languages,
             phone: from,
             now: now_ms(),
+            outgoing: Vec::new(),
         };
         let saved = ctx.db().language(from)?;
         let keyword = self.keywords.find(&first);
