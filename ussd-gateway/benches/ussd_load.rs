@@ -6,6 +6,7 @@
 //!
 //! cargo bench -p guichet-ussd-gateway --bench ussd_load [-- --sessions 1000 --rounds 3]
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,76 +103,144 @@ base_url = "{sms_api}"
     (Child(child), format!("http://{addr}/at/{SECRET}/ussd"))
 }
 
-/// Runs `sessions` concurrent sessions of `inputs` hops each, `rounds`
-/// times, pausing `think` between hops as a person reading the screen
-/// would; returns every hop's latency and the wall time. The bare handler
-/// answers END at once: its sessions make every hop all the same, so both
-/// servers answer the same number of requests.
+/// Runs `sessions` concurrent sessions of the flow once, pausing `think`
+/// between hops as a person reading the screen would; returns every hop's
+/// latency and the wall time. The bare handler answers END at once: its
+/// sessions make every hop all the same, so both servers answer the same
+/// number of requests. `label` keeps session ids unique across runs. The
+/// run ends once `settled` holds too: the work a server left for later
+/// (its outbox) counts in its time, as it would in a steady stream.
 async fn load(
-    url: &str,
+    server: &Server,
+    label: &str,
     sessions: usize,
-    rounds: usize,
-    inputs: &[&str],
-    expect_end: &str,
     think: Duration,
-) -> (Vec<Duration>, Duration) {
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(sessions)
-        .build()
-        .unwrap();
-    let inputs: Arc<Vec<String>> = Arc::new(inputs.iter().map(|s| s.to_string()).collect());
+    settled: &dyn Fn() -> bool,
+) -> Tally {
+    let inputs: Arc<Vec<String>> = Arc::new(FLOW.iter().map(|s| s.to_string()).collect());
+    let cpu_before = cpu_ms(&server.process);
     let started = Instant::now();
-    let mut latencies = Vec::with_capacity(sessions * rounds * (inputs.len() + 1));
-    for round in 0..rounds {
-        let mut tasks = Vec::with_capacity(sessions);
-        for s in 0..sessions {
-            let (http, url, inputs) = (http.clone(), url.to_string(), inputs.clone());
-            let expect_end = expect_end.to_string();
-            tasks.push(tokio::spawn(async move {
-                let phone = format!("+2217{:08}", s);
-                let session = format!("r{round}-s{s}");
-                let mut times = Vec::with_capacity(inputs.len() + 1);
+    let mut tasks = Vec::with_capacity(sessions);
+    for s in 0..sessions {
+        let (http, url, inputs) = (server.http.clone(), server.url.clone(), inputs.clone());
+        let expect_end = server.expect_end;
+        let session = format!("{label}-s{s}");
+        tasks.push(tokio::spawn(async move {
+            let phone = format!("+2217{:08}", s);
+            let mut times = Vec::with_capacity(inputs.len() + 1);
+            if !think.is_zero() {
+                // Callers dial over the first seconds, not all at once.
+                tokio::time::sleep(Duration::from_micros((s as u64 * 104_729) % 2_000_000)).await;
+            }
+            for hop in 0..=inputs.len() {
+                let text = inputs[..hop].join("*");
+                let form = [
+                    ("sessionId", session.as_str()),
+                    ("phoneNumber", phone.as_str()),
+                    ("serviceCode", "*123#"),
+                    ("text", text.as_str()),
+                ];
+                let t = Instant::now();
+                let body = http
+                    .post(&url)
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap();
+                times.push(t.elapsed());
+                if body.starts_with("END") {
+                    assert!(body.contains(expect_end), "unexpected end: {body}");
+                }
                 if !think.is_zero() {
-                    // Callers dial over the first seconds, not all at once.
-                    tokio::time::sleep(Duration::from_micros((s as u64 * 104_729) % 2_000_000))
-                        .await;
+                    // Spread sessions out so they do not hop in lockstep.
+                    let jitter = Duration::from_micros((s as u64 * 7919) % 200_000);
+                    tokio::time::sleep(think + jitter).await;
                 }
-                for hop in 0..=inputs.len() {
-                    let text = inputs[..hop].join("*");
-                    let form = [
-                        ("sessionId", session.as_str()),
-                        ("phoneNumber", phone.as_str()),
-                        ("serviceCode", "*123#"),
-                        ("text", text.as_str()),
-                    ];
-                    let t = Instant::now();
-                    let body = http
-                        .post(&url)
-                        .form(&form)
-                        .send()
-                        .await
-                        .unwrap()
-                        .text()
-                        .await
-                        .unwrap();
-                    times.push(t.elapsed());
-                    if body.starts_with("END") {
-                        assert!(body.contains(&expect_end), "unexpected end: {body}");
-                    }
-                    if !think.is_zero() {
-                        // Spread sessions out so they do not hop in lockstep.
-                        let jitter = Duration::from_micros((s as u64 * 7919) % 200_000);
-                        tokio::time::sleep(think + jitter).await;
-                    }
-                }
-                times
-            }));
-        }
-        for t in tasks {
-            latencies.extend(t.await.unwrap());
-        }
+            }
+            times
+        }));
     }
-    (latencies, started.elapsed())
+    let mut latencies = Vec::with_capacity(sessions * (inputs.len() + 1));
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    while !settled() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let wall = started.elapsed();
+    let cpu_ms = cpu_before
+        .zip(cpu_ms(&server.process))
+        .map(|(before, after)| after - before);
+    Tally {
+        latencies,
+        wall,
+        cpu_ms,
+    }
+}
+
+/// A server under test.
+struct Server {
+    name: &'static str,
+    process: Child,
+    url: String,
+    /// What its END screen says.
+    expect_end: &'static str,
+    /// Connections are kept from one run to the next, as a provider does.
+    http: reqwest::Client,
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(10_000)
+        .build()
+        .unwrap()
+}
+
+/// What runs against one server measured: every hop's latency, the time
+/// spent in them, and the server's CPU time.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    wall: Duration,
+    cpu_ms: Option<f64>,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.cpu_ms = match (self.latencies.is_empty(), self.cpu_ms, other.cpu_ms) {
+            (true, _, theirs) => theirs,
+            (false, Some(ours), Some(theirs)) => Some(ours + theirs),
+            _ => None,
+        };
+        self.latencies.extend(other.latencies);
+        self.wall += other.wall;
+    }
+
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    /// Prints the figures; returns p99 in milliseconds.
+    fn report(&mut self, name: &str) -> f64 {
+        self.latencies.sort();
+        let p99 = percentile(&self.latencies, 0.99);
+        let cpu = self.cpu_ms.map_or(String::new(), |ms| {
+            format!(
+                "   cpu {:>4.0} us/hop",
+                ms * 1e3 / self.latencies.len() as f64
+            )
+        });
+        println!(
+            "  {name:<28}{:>8} hops {:>9.0} hops/s   p50 {:>6.2} ms   p99 {p99:>6.2} ms{cpu}",
+            self.latencies.len(),
+            self.rate(),
+            percentile(&self.latencies, 0.5),
+        );
+        p99
+    }
 }
 
 /// CPU time (user + system, every thread) a process has used so far, in
@@ -184,56 +253,14 @@ fn cpu_ms(child: &Child) -> Option<f64> {
     Some(ticks * 10.0)
 }
 
-/// Runs `load` and prints its figures with the server's CPU time per hop.
-async fn measured(
-    name: &str,
-    server: &Child,
-    url: &str,
-    sessions: usize,
-    rounds: usize,
-    think: Duration,
-) -> (f64, Vec<Duration>) {
-    let (expect_end, flow) = FLOW;
-    let expect_end = if name.starts_with("bare") {
-        "Thank you"
-    } else {
-        expect_end
-    };
-    let before = cpu_ms(server);
-    let (latencies, wall) = load(url, sessions, rounds, &flow, expect_end, think).await;
-    let cpu = before
-        .zip(cpu_ms(server))
-        .map(|(b, a)| (a - b) * 1e3 / latencies.len() as f64);
-    let rate = report(name, latencies.clone(), wall, cpu);
-    (rate, latencies)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1e3
 }
 
-fn report(name: &str, mut latencies: Vec<Duration>, wall: Duration, cpu_us: Option<f64>) -> f64 {
-    latencies.sort();
-    let rate = latencies.len() as f64 / wall.as_secs_f64();
-    let cpu = cpu_us.map_or(String::new(), |us| format!("   cpu {us:>4.0} us/hop"));
-    println!(
-        "  {name:<28}{:>8} hops {:>9.0} hops/s   p50 {:>6.2} ms   p99 {:>6.2} ms{cpu}",
-        latencies.len(),
-        rate,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99)
-    );
-    rate
-}
-
 /// First dial, language (English is 7th), new request, service, locality,
-/// description, confirm: 7 hops, the last stores a case. The gateway's END
-/// names the reference.
-const FLOW: (&str, [&str; 6]) = (
-    "reference",
-    ["7", "1", "1", "1", "Extrait de naissance", "1"],
-);
+/// description, confirm: 7 hops, the last stores a case.
+const FLOW: [&str; 6] = ["7", "1", "1", "1", "Extrait de naissance", "1"];
 
 #[tokio::main]
 async fn main() {
@@ -250,43 +277,73 @@ async fn main() {
     };
     let (sessions, rounds) = (arg("--sessions", 1_000), arg("--rounds", 3));
     let dir = tempfile::TempDir::new().unwrap();
-    let (bare, bare_url) = start_bare(dir.path());
+    let (process, url) = start_bare(dir.path());
+    let bare = Server {
+        name: "bare axum END handler",
+        process,
+        url,
+        expect_end: "Thank you",
+        http: client(),
+    };
     // The SMS API answers as Africa's Talking does, so that each reference
     // SMS is sent once, as in a deployment, not retried against a dead port.
     let (sms_api, sms_sent) = guichet_e2e::fake_africastalking().await;
-    let (gateway, gateway_url) = start_gateway(dir.path(), &sms_api);
-    let none = Duration::ZERO;
+    let (process, url) = start_gateway(dir.path(), &sms_api);
+    let gateway = Server {
+        name: "guichet-ussd-gateway",
+        process,
+        url,
+        expect_end: "reference",
+        http: client(),
+    };
+    let servers = [&bare, &gateway];
+    // A gateway run is over once every request it filed has had its
+    // reference SMS handed to the SMS API.
+    let filed = std::sync::atomic::AtomicUsize::new(0);
+    let sms_all_sent = || sms_sent.lock().unwrap().len() >= filed.load(Ordering::SeqCst);
+    let run = async |server: &Server, label: &str, sessions: usize, think: Duration| {
+        if std::ptr::eq(server, &gateway) {
+            filed.fetch_add(sessions, Ordering::SeqCst);
+            load(server, label, sessions, think, &sms_all_sent).await
+        } else {
+            load(server, label, sessions, think, &|| true).await
+        }
+    };
     // Warm up: connections, caches, the first pages of each database.
-    load(&bare_url, 50, 1, &FLOW.1, "Thank you", none).await;
-    load(&gateway_url, 50, 1, &FLOW.1, FLOW.0, none).await;
+    for server in servers {
+        run(server, "warm", 50, Duration::ZERO).await;
+    }
     println!("ussd_load: {sessions} concurrent sessions, 7 hops each, a new request stored durably per session");
-    println!(" saturation: every session hops as fast as answers come ({rounds} rounds)");
-    let bare_name = "bare axum END handler";
-    let gateway_name = "guichet-ussd-gateway";
-    let (bare_rate, _) = measured(bare_name, &bare, &bare_url, sessions, rounds, none).await;
-    let (gateway_rate, _) =
-        measured(gateway_name, &gateway, &gateway_url, sessions, rounds, none).await;
-    let ratio = gateway_rate / bare_rate;
+    println!(" saturation: every session hops as fast as answers come ({rounds} rounds each, taken in turns so that both servers meet the same machine)");
+    let mut saturated = [Tally::default(), Tally::default()];
+    for round in 0..rounds {
+        for (server, tally) in servers.iter().zip(&mut saturated) {
+            tally.add(run(server, &format!("r{round}"), sessions, Duration::ZERO).await);
+        }
+    }
+    for (server, tally) in servers.iter().zip(&mut saturated) {
+        tally.report(server.name);
+    }
+    let ratio = saturated[1].rate() / saturated[0].rate();
     println!(
         "  throughput ratio {ratio:.2} (target >= 0.70: {})",
         if ratio >= 0.7 { "met" } else { "MISSED" }
     );
+    println!(" paced: each caller takes about a second per screen ({sessions} hops/s offered)");
     let think = Duration::from_millis(1_000);
-    println!(
-        " paced: each caller takes about a second per screen ({} hops/s offered)",
-        sessions
-    );
-    measured(bare_name, &bare, &bare_url, sessions, 1, think).await;
-    let (_, mut paced) = measured(gateway_name, &gateway, &gateway_url, sessions, 1, think).await;
-    paced.sort();
-    let p99 = percentile(&paced, 0.99);
+    let mut p99 = 0.0;
+    for server in servers {
+        p99 = run(server, "paced", sessions, think)
+            .await
+            .report(server.name);
+    }
     println!(
         "  p99 {p99:.2} ms (target < 5 ms: {})",
         if p99 < 5.0 { "met" } else { "MISSED" }
     );
-    let filed = 50 + sessions * (rounds + 1);
     println!(
-        " reference SMS handed to the SMS API by now: {} of {filed}",
-        sms_sent.lock().unwrap().len()
+        " reference SMS handed to the SMS API: {} of {} requests filed",
+        sms_sent.lock().unwrap().len(),
+        filed.load(Ordering::SeqCst)
     );
 }
