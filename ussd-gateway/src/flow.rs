@@ -143,6 +143,8 @@ pub struct Ctx<'a> {
     /// SMS this hop sends, queued with the hop's other writes in one
     /// transaction once the hop is answered.
     pub outgoing: Vec<Outgoing>,
+    /// The new request this hop files, if it does.
+    pub to_file: Option<ToFile>,
 }
 
 /// An SMS to queue, once per event (`event_key`).
@@ -518,7 +520,8 @@ fn confirm(session: &mut Session, ctx: &mut Ctx, input: &str, draft: Draft) -> F
     }
 }
 
-/// Stores the request in the gateway's replica, texts the reference.
+/// Hands the request over to be stored in the gateway's replica; `filed`
+/// answers once it is.
 fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Reply> {
     let lang = session.lang.clone();
     let service = draft.service.clone().unwrap_or_default();
@@ -551,7 +554,52 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
         description: draft.description.clone().unwrap_or_default(),
         status: Status::Received,
     };
-    let (id, reference) = ctx.filing.file(ctx.store, new)?;
+    // The gateway stores it (awaiting the commit without holding a thread)
+    // and then calls `filed` for the screen that names the reference.
+    ctx.to_file = Some(ToFile {
+        new,
+        after: AfterFiling {
+            draft,
+            requester,
+            citizen_lang,
+            service,
+            channel,
+        },
+    });
+    Ok(Reply::End(String::new()))
+}
+
+/// A new request a hop asks the gateway to store.
+pub struct ToFile {
+    pub new: NewCase,
+    pub after: AfterFiling,
+}
+
+/// What the screen and the SMS after the filing need.
+pub struct AfterFiling {
+    draft: Draft,
+    requester: String,
+    citizen_lang: String,
+    service: String,
+    channel: Channel,
+}
+
+/// The screen once the request is stored; the reference SMS is queued.
+pub fn filed(
+    session: &Session,
+    ctx: &mut Ctx,
+    after: AfterFiling,
+    stored: Result<(CaseId, String), guichet_core::Error>,
+) -> Flow<Reply> {
+    let (id, reference) = stored?;
+    let AfterFiling {
+        draft,
+        requester,
+        citizen_lang,
+        service,
+        channel,
+    } = after;
+    let lang = &session.lang;
     ctx.sessions.clear_draft(ctx.phone);
     let service_name = ctx.config.service_name(&service, &citizen_lang);
     let reply = match (&draft.citizen, &draft.mediator) {

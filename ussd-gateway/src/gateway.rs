@@ -7,7 +7,7 @@ use crate::i18n::Catalog;
 use crate::state::GatewayDb;
 use guichet_core::{CaseId, NewCase, Store};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Gateway {
@@ -15,7 +15,7 @@ pub struct Gateway {
     pub catalog: Catalog,
     /// The gateway's replica of the cases. Locked only for local work:
     /// the sync loop never holds it across the network.
-    pub store: Mutex<Store>,
+    pub store: Arc<Mutex<Store>>,
     pub db: Mutex<GatewayDb>,
     pub(crate) sessions: Sessions,
     pub(crate) filing: Filing,
@@ -26,39 +26,55 @@ pub struct Gateway {
     limiter: RateLimiter,
 }
 
-/// New requests waiting to be stored. Each filing joins the queue; whoever
-/// takes the store lock next stores every queued request in one
-/// transaction (one fsync) and hands each its result. While one commit
-/// waits on the disk, the next batch gathers: group commit, no extra thread.
-#[derive(Default)]
+/// New requests waiting to be stored, and the thread that stores them.
+/// A filing joins the queue and awaits its result without holding a thread;
+/// the committer stores every queued request in one transaction (one fsync)
+/// and hands each its result. While one commit waits on the disk, the next
+/// batch gathers: group commit.
 pub struct Filing {
-    queue: Mutex<Vec<Pending>>,
+    queue: Mutex<std::sync::mpsc::Sender<Pending>>,
 }
 
 type Filed = Result<(CaseId, String), guichet_core::Error>;
-type Pending = (NewCase, std::sync::mpsc::Sender<Filed>);
+type Pending = (NewCase, tokio::sync::oneshot::Sender<Filed>);
+
+/// Under load (more than one request waiting), how long the committer lets
+/// a batch grow before it commits: a little latency for fewer fsyncs.
+const GATHER: Duration = Duration::from_millis(1);
 
 impl Filing {
-    /// Stores a new case durably; returns its id and reference.
-    pub fn file(&self, store: &Mutex<Store>, new: NewCase) -> Filed {
-        blocking(|| self.file_now(store, new))
+    /// Starts the committer; it stops once the `Filing` is dropped and the
+    /// queue is empty.
+    pub fn start(store: Arc<Mutex<Store>>) -> std::io::Result<Filing> {
+        let (queue, waiting) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("guichet-filing".into())
+            .spawn(move || commit_loop(&store, waiting))?;
+        Ok(Filing {
+            queue: Mutex::new(queue),
+        })
     }
 
-    fn file_now(&self, store: &Mutex<Store>, new: NewCase) -> Filed {
-        let (tx, rx) = std::sync::mpsc::channel();
-        locked(&self.queue).push((new, tx));
-        {
-            let mut store = locked(store);
-            let batch = std::mem::take(&mut *locked(&self.queue));
-            if !batch.is_empty() {
-                store_batch(&mut store, batch);
-            }
+    /// Stores a new case durably; returns its id and reference.
+    pub async fn file(&self, new: NewCase) -> Filed {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let stopped = || guichet_core::Error::InvalidInput("filing interrupted".into());
+        locked(&self.queue)
+            .send((new, tx))
+            .map_err(|_| stopped())?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+fn commit_loop(store: &Mutex<Store>, waiting: std::sync::mpsc::Receiver<Pending>) {
+    while let Ok(first) = waiting.recv() {
+        let mut batch = vec![first];
+        batch.extend(waiting.try_iter());
+        if batch.len() > 1 {
+            std::thread::sleep(GATHER);
+            batch.extend(waiting.try_iter());
         }
-        rx.recv().unwrap_or_else(|_| {
-            Err(guichet_core::Error::InvalidInput(
-                "filing interrupted".into(),
-            ))
-        })
+        store_batch(&mut locked(store), batch);
     }
 }
 
@@ -217,10 +233,16 @@ pub fn now_ms() -> u64 {
 }
 
 impl Gateway {
-    pub fn new(config: Config, catalog: Catalog, store: Store, db: GatewayDb) -> Gateway {
-        Gateway {
+    pub fn new(
+        config: Config,
+        catalog: Catalog,
+        store: Store,
+        db: GatewayDb,
+    ) -> std::io::Result<Gateway> {
+        let store = Arc::new(Mutex::new(store));
+        Ok(Gateway {
             sessions: Sessions::default(),
-            filing: Filing::default(),
+            filing: Filing::start(store.clone())?,
             menus: flow::Menus::default(),
             languages: catalog
                 .languages()
@@ -231,14 +253,14 @@ impl Gateway {
             limiter: RateLimiter::default(),
             config,
             catalog,
-            store: Mutex::new(store),
+            store,
             db: Mutex::new(db),
-        }
+        })
     }
 
     /// Answers one USSD hop. Never fails: trouble behind the screens gets
     /// a polite END in the caller's language.
-    pub fn ussd(&self, hop: &Hop<'_>) -> Reply {
+    pub async fn ussd(&self, hop: &Hop<'_>) -> Reply {
         let now = now_ms();
         let lang_of = |db: &GatewayDb| {
             db.language(hop.phone)
@@ -253,7 +275,7 @@ impl Gateway {
             let lang = lang_of(&locked(&self.db));
             return Reply::End(self.catalog.text(&lang, "too-many-attempts", &[]));
         }
-        match self.ussd_hop(hop, now) {
+        match self.ussd_hop(hop, now).await {
             Ok(reply) => reply,
             Err(e) => {
                 tracing::error!(provider = hop.provider, error = %e, "USSD hop failed");
@@ -263,7 +285,7 @@ impl Gateway {
         }
     }
 
-    fn ussd_hop(&self, hop: &Hop<'_>, now: u64) -> Result<Reply, flow::FlowError> {
+    async fn ussd_hop(&self, hop: &Hop<'_>, now: u64) -> Result<Reply, flow::FlowError> {
         let timeout = self.config.ussd.session_timeout_secs * 1000;
         let key = (hop.provider.to_string(), hop.session_id.to_string());
         let existing = locked(&self.sessions.live)
@@ -284,8 +306,9 @@ impl Gateway {
             phone: hop.phone,
             now,
             outgoing: Vec::new(),
+            to_file: None,
         };
-        let (session, reply) = match (existing, hop.input) {
+        let (session, mut reply) = match (existing, hop.input) {
             (Some(mut session), Some(input)) => {
                 let reply = flow::advance(&mut session, input, &mut ctx)?;
                 (session, reply)
@@ -297,6 +320,10 @@ impl Gateway {
             }
             (None, _) => flow::start(&mut ctx)?,
         };
+        if let Some(to_file) = ctx.to_file.take() {
+            let stored = self.filing.file(to_file.new).await;
+            reply = flow::filed(&session, &mut ctx, to_file.after, stored)?;
+        }
         // What the hop leaves in gateway.db, in one transaction: the SMS it
         // sends and, at the end, how the session went.
         if reply.is_end() || !ctx.outgoing.is_empty() {
@@ -428,27 +455,30 @@ mod tests {
         }
     }
 
-    #[test]
-    fn concurrent_filings_are_stored_together_and_a_bad_one_costs_no_one_else() {
+    #[tokio::test]
+    async fn concurrent_filings_are_stored_together_and_a_bad_one_costs_no_one_else() {
         let dir = tempfile::TempDir::new().unwrap();
-        let store = Mutex::new(Store::open(dir.path().join("cases.db"), 999).unwrap());
-        let filing = Filing::default();
-        let results: Vec<Filed> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..24)
-                .map(|i| {
-                    let (store, filing) = (&store, &filing);
-                    scope.spawn(move || {
-                        let phone = if i == 7 {
-                            "not a phone".to_string()
-                        } else {
-                            format!("+2217700000{i:02}")
-                        };
-                        filing.file(store, new_case(&phone))
-                    })
+        let store = Arc::new(Mutex::new(
+            Store::open(dir.path().join("cases.db"), 999).unwrap(),
+        ));
+        let filing = Arc::new(Filing::start(store.clone()).unwrap());
+        let tasks: Vec<_> = (0..24)
+            .map(|i| {
+                let filing = filing.clone();
+                tokio::spawn(async move {
+                    let phone = if i == 7 {
+                        "not a phone".to_string()
+                    } else {
+                        format!("+2217700000{i:02}")
+                    };
+                    filing.file(new_case(&phone)).await
                 })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
         assert!(results[7].is_err(), "the invalid request is refused");
         let filed: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         assert_eq!(filed.len(), 23);
@@ -461,6 +491,23 @@ mod tests {
         for (id, reference) in filed {
             assert_eq!(&store.case(*id).unwrap().reference, reference);
         }
+    }
+
+    #[test]
+    fn the_committer_stops_with_its_filing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Arc::new(Mutex::new(
+            Store::open(dir.path().join("cases.db"), 999).unwrap(),
+        ));
+        drop(Filing::start(store.clone()).unwrap());
+        // The committer held the other reference to the store.
+        for _ in 0..200 {
+            if Arc::strong_count(&store) == 1 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("the committer thread did not stop");
     }
 
     #[test]

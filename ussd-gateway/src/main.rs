@@ -197,7 +197,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let sync = config.sync.clone();
     let listen = config.listen;
     let sender = providers::sms_sender(&config);
-    let gw = Arc::new(Gateway::new(config, catalog, store, db));
+    let gw = Arc::new(
+        Gateway::new(config, catalog, store, db)
+            .map_err(|e| format!("cannot start the filing thread: {e}"))?,
+    );
 
     runtime.block_on(async move {
         if let Some(sender) = sender {

@@ -106,6 +106,7 @@ impl Gateway {
             phone: from,
             now: now_ms(),
             outgoing: Vec::new(),
+            to_file: None,
         };
         let saved = ctx.db().language(from)?;
         let keyword = self.keywords.find(&first);

@@ -119,13 +119,16 @@ async fn ussd(
     // On the worker: what may wait on the disk steps aside by itself.
     let seen = gw.seen_text(NAME, &form.session_id);
     let input = latest_input(&form.text, seen.as_deref());
-    plain(&gw.ussd(&Hop {
-        provider: NAME,
-        session_id: &form.session_id,
-        phone: &phone,
-        input: input.as_deref(),
-        raw_text: &form.text,
-    }))
+    let reply = gw
+        .ussd(&Hop {
+            provider: NAME,
+            session_id: &form.session_id,
+            phone: &phone,
+            input: input.as_deref(),
+            raw_text: &form.text,
+        })
+        .await;
+    plain(&reply)
 }
 
 #[derive(Deserialize)]

@@ -160,13 +160,16 @@ async fn ussd(
             gw.ussd_ended(NAME, &hop.session_id, end, None);
             Reply::End(String::new())
         }
-        kind => gw.ussd(&Hop {
-            provider: NAME,
-            session_id: &hop.session_id,
-            phone: &phone,
-            input: (kind == 2).then_some(hop.msg.as_str()),
-            raw_text: &hop.msg,
-        }),
+        kind => {
+            gw.ussd(&Hop {
+                provider: NAME,
+                session_id: &hop.session_id,
+                phone: &phone,
+                input: (kind == 2).then_some(hop.msg.as_str()),
+                raw_text: &hop.msg,
+            })
+            .await
+        }
     };
     xml(StatusCode::OK, answer(&reply))
 }
