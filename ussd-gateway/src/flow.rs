@@ -623,7 +623,7 @@ pub fn filed(
             );
             ctx.queue_sms(format!("consent:{id}"), citizen, sms);
             ctx.catalog.text(
-                &lang,
+                lang,
                 "mediator-request-created",
                 &[
                     ("reference", Arg::Str(&reference)),
@@ -642,7 +642,7 @@ pub fn filed(
             );
             ctx.queue_sms(format!("created:{id}"), &requester, sms);
             ctx.catalog.text(
-                &lang,
+                lang,
                 "request-created",
                 &[("reference", Arg::Str(&reference))],
             )

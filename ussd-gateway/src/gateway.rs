@@ -56,9 +56,7 @@ impl Filing {
     pub async fn file(&self, new: NewCase) -> Filed {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let stopped = || guichet_core::Error::InvalidInput("filing interrupted".into());
-        locked(&self.queue)
-            .send((new, tx))
-            .map_err(|_| stopped())?;
+        locked(&self.queue).send((new, tx)).map_err(|_| stopped())?;
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
