@@ -152,6 +152,7 @@ pub struct Outgoing {
     pub event_key: String,
     pub phone: String,
     pub text: String,
+    pub at: u64,
 }
 
 /// Something went wrong behind the screens: the caller gets a polite END.
@@ -161,6 +162,9 @@ pub enum FlowError {
     Store(#[from] CoreError),
     #[error("gateway state: {0}")]
     State(#[from] rusqlite::Error),
+    /// A writer thread stopped (the gateway is shutting down).
+    #[error("{0} stopped")]
+    Stopped(&'static str),
 }
 
 type Flow<T> = Result<T, FlowError>;
@@ -919,6 +923,7 @@ impl Ctx<'_> {
             event_key,
             phone: phone.to_string(),
             text,
+            at: self.now,
         });
     }
 

@@ -3,8 +3,9 @@
 
 use crate::config::Config;
 use crate::flow::{self, Ctx, Reply, Session};
+use crate::group_commit::GroupCommit;
 use crate::i18n::Catalog;
-use crate::state::GatewayDb;
+use crate::state::{GatewayDb, SessionSummary};
 use guichet_core::{CaseId, NewCase, Store};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,9 +17,10 @@ pub struct Gateway {
     /// The gateway's replica of the cases. Locked only for local work:
     /// the sync loop never holds it across the network.
     pub store: Arc<Mutex<Store>>,
-    pub db: Mutex<GatewayDb>,
+    pub db: Arc<Mutex<GatewayDb>>,
     pub(crate) sessions: Sessions,
     pub(crate) filing: Filing,
+    hop_records: HopRecords,
     pub(crate) menus: flow::Menus,
     /// The languages offered (code, own name), rendered once.
     pub(crate) languages: Vec<(String, String)>,
@@ -26,73 +28,111 @@ pub struct Gateway {
     limiter: RateLimiter,
 }
 
-/// New requests waiting to be stored, and the thread that stores them.
-/// A filing joins the queue and awaits its result without holding a thread;
-/// the committer stores every queued request in one transaction (one fsync)
-/// and hands each its result. While one commit waits on the disk, the next
-/// batch gathers: group commit. (Letting a batch wait a millisecond more
-/// saved no measurable CPU and cost paced latency.)
-pub struct Filing {
-    queue: Mutex<std::sync::mpsc::Sender<Pending>>,
-}
+/// New requests are stored durably by group commit: one transaction (one
+/// fsync) for all that queued while the last commit waited on the disk.
+pub struct Filing(GroupCommit<NewCase, Filed>);
 
 type Filed = Result<(CaseId, String), guichet_core::Error>;
-type Pending = (NewCase, tokio::sync::oneshot::Sender<Filed>);
 
 impl Filing {
-    /// Starts the committer; it stops once the `Filing` is dropped and the
-    /// queue is empty.
     pub fn start(store: Arc<Mutex<Store>>) -> std::io::Result<Filing> {
-        let (queue, waiting) = std::sync::mpsc::channel();
-        std::thread::Builder::new()
-            .name("guichet-filing".into())
-            .spawn(move || commit_loop(&store, waiting))?;
-        Ok(Filing {
-            queue: Mutex::new(queue),
-        })
+        let commit = GroupCommit::start("guichet-filing", move |batch: Vec<NewCase>| {
+            store_batch(&mut locked(&store), &batch)
+        })?;
+        Ok(Filing(commit))
     }
 
     /// Stores a new case durably; returns its id and reference.
     pub async fn file(&self, new: NewCase) -> Filed {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let stopped = || guichet_core::Error::InvalidInput("filing interrupted".into());
-        locked(&self.queue).send((new, tx)).map_err(|_| stopped())?;
-        rx.await.unwrap_or_else(|_| Err(stopped()))
-    }
-}
-
-fn commit_loop(store: &Mutex<Store>, waiting: std::sync::mpsc::Receiver<Pending>) {
-    while let Ok(first) = waiting.recv() {
-        let mut batch = vec![first];
-        batch.extend(waiting.try_iter());
-        store_batch(&mut locked(store), batch);
+        self.0.submit(new).await.unwrap_or_else(|| {
+            Err(guichet_core::Error::InvalidInput(
+                "filing interrupted".into(),
+            ))
+        })
     }
 }
 
 /// One transaction for the whole batch; if it fails, each request alone, so
 /// that one bad request never costs the others theirs.
-fn store_batch(store: &mut Store, batch: Vec<Pending>) {
+fn store_batch(store: &mut Store, batch: &[NewCase]) -> Vec<Filed> {
+    let with_reference = |store: &Store, id: CaseId| store.case(id).map(|c| (id, c.reference));
     let together = store.write(|w| {
         batch
             .iter()
-            .map(|(new, _)| w.create_case(new))
+            .map(|new| w.create_case(new))
             .collect::<Result<Vec<_>, _>>()
     });
     match together {
-        Ok(ids) => {
-            for ((_, tx), id) in batch.into_iter().zip(ids) {
-                let _ = tx.send(store.case(id).map(|c| (id, c.reference)));
+        Ok(ids) => ids
+            .into_iter()
+            .map(|id| with_reference(store, id))
+            .collect(),
+        Err(_) => batch
+            .iter()
+            .map(|new| {
+                store
+                    .write(|w| w.create_case(new))
+                    .and_then(|id| with_reference(store, id))
+            })
+            .collect(),
+    }
+}
+
+/// What a USSD hop leaves in gateway.db: the SMS it sends and, at the end,
+/// how the session went. Written by group commit, off the async workers.
+pub struct HopRecord {
+    outgoing: Vec<flow::Outgoing>,
+    outcome: Option<Outcome>,
+}
+
+struct Outcome {
+    provider: &'static str,
+    session_id: String,
+    summary: SessionSummary,
+    at: u64,
+}
+
+pub struct HopRecords(GroupCommit<HopRecord, rusqlite::Result<()>>);
+
+impl HopRecords {
+    pub fn start(db: Arc<Mutex<GatewayDb>>) -> std::io::Result<HopRecords> {
+        let commit = GroupCommit::start("guichet-hop-records", move |batch: Vec<HopRecord>| {
+            let db = locked(&db);
+            // One transaction for all; if it fails, each alone.
+            match db.transaction(|| batch.iter().try_for_each(|r| record_hop(&db, r))) {
+                Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+                Err(_) => batch
+                    .iter()
+                    .map(|r| db.transaction(|| record_hop(&db, r)))
+                    .collect(),
             }
-        }
-        Err(_) => {
-            for (new, tx) in batch {
-                let one = store
-                    .write(|w| w.create_case(&new))
-                    .and_then(|id| store.case(id).map(|c| (id, c.reference)));
-                let _ = tx.send(one);
-            }
+        })?;
+        Ok(HopRecords(commit))
+    }
+
+    async fn write(&self, record: HopRecord) -> Result<(), flow::FlowError> {
+        match self.0.submit(record).await {
+            Some(written) => Ok(written?),
+            None => Err(flow::FlowError::Stopped("the hop records writer")),
         }
     }
+}
+
+fn record_hop(db: &GatewayDb, record: &HopRecord) -> rusqlite::Result<()> {
+    for sms in &record.outgoing {
+        db.enqueue_sms(&sms.event_key, &sms.phone, &sms.text, sms.at)?;
+    }
+    if let Some(o) = &record.outcome {
+        db.record_ussd_outcome(
+            o.provider,
+            &o.session_id,
+            "completed",
+            &o.summary,
+            None,
+            o.at,
+        )?;
+    }
+    Ok(())
 }
 
 /// USSD sessions and unfinished requests. They live for minutes, so they
@@ -231,7 +271,9 @@ impl Gateway {
         db: GatewayDb,
     ) -> std::io::Result<Gateway> {
         let store = Arc::new(Mutex::new(store));
+        let db = Arc::new(Mutex::new(db));
         Ok(Gateway {
+            hop_records: HopRecords::start(db.clone())?,
             sessions: Sessions::default(),
             filing: Filing::start(store.clone())?,
             menus: flow::Menus::default(),
@@ -245,7 +287,7 @@ impl Gateway {
             config,
             catalog,
             store,
-            db: Mutex::new(db),
+            db,
         })
     }
 
@@ -315,27 +357,17 @@ impl Gateway {
             let stored = self.filing.file(to_file.new).await;
             reply = flow::filed(&session, &mut ctx, to_file.after, stored)?;
         }
-        // What the hop leaves in gateway.db, in one transaction: the SMS it
-        // sends and, at the end, how the session went.
         if reply.is_end() || !ctx.outgoing.is_empty() {
-            let db = locked(&self.db);
-            db.transaction(|| {
-                for sms in &ctx.outgoing {
-                    db.enqueue_sms(&sms.event_key, &sms.phone, &sms.text, now)?;
-                }
-                if reply.is_end() {
-                    let summary = session.summary(&self.config);
-                    db.record_ussd_outcome(
-                        hop.provider,
-                        hop.session_id,
-                        "completed",
-                        &summary,
-                        None,
-                        now,
-                    )?;
-                }
-                Ok::<_, rusqlite::Error>(())
-            })?;
+            let outcome = reply.is_end().then(|| Outcome {
+                provider: hop.provider,
+                session_id: hop.session_id.to_string(),
+                summary: session.summary(&self.config),
+                at: now,
+            });
+            let outgoing = std::mem::take(&mut ctx.outgoing);
+            self.hop_records
+                .write(HopRecord { outgoing, outcome })
+                .await?;
         }
         let live = Live {
             phone: hop.phone.to_string(),
@@ -482,23 +514,6 @@ mod tests {
         for (id, reference) in filed {
             assert_eq!(&store.case(*id).unwrap().reference, reference);
         }
-    }
-
-    #[test]
-    fn the_committer_stops_with_its_filing() {
-        let dir = tempfile::TempDir::new().unwrap();
-        let store = Arc::new(Mutex::new(
-            Store::open(dir.path().join("cases.db"), 999).unwrap(),
-        ));
-        drop(Filing::start(store.clone()).unwrap());
-        // The committer held the other reference to the store.
-        for _ in 0..200 {
-            if Arc::strong_count(&store) == 1 {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        panic!("the committer thread did not stop");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod flow;
 pub mod gateway;
+pub mod group_commit;
 pub mod i18n;
 pub mod outbox;
 pub mod providers;
