@@ -286,78 +286,175 @@ impl Gateway {
     /// (changes made on tablets arrive through sync). One SMS per change:
     /// the outbox refuses a second message for the same event.
     pub fn notify_status_changes(&self) {
-        let store = locked(&self.store);
-        let db = locked(&self.db);
-        // One commit: a busy day brings thousands of new cases, and hops
-        // wait for this lock.
-        if let Err(e) = db.transaction(|| self.notify_locked(&store, &db)) {
-            tracing::error!(error = %e, "status notifications failed");
+        let since = match locked(&self.db).meta("notify_position") {
+            Ok(since) => since.unwrap_or(0),
+            Err(e) => return tracing::error!(error = %e, "status notifications failed"),
+        };
+        let touched = match locked(&self.store).cases_touched_since(since) {
+            Ok(touched) => touched,
+            Err(e) => return tracing::error!(error = %e, "status notifications failed"),
+        };
+        // A busy day brings thousands of new cases: a commit per slice, so
+        // that filings and hops, which need these locks, wait for one slice
+        // at most.
+        for slice in touched.chunks(NOTIFY_SLICE) {
+            let store = locked(&self.store);
+            let db = locked(&self.db);
+            let notified = db.transaction(|| {
+                for (id, _) in slice {
+                    self.notify_case(&store, &db, *id)?;
+                }
+                let (_, position) = slice[slice.len() - 1];
+                db.set_meta("notify_position", position)?;
+                Ok::<_, flow::FlowError>(())
+            });
+            if let Err(e) = notified {
+                return tracing::error!(error = %e, "status notifications failed");
+            }
         }
     }
 
-    fn notify_locked(&self, store: &Store, db: &GatewayDb) -> Result<(), flow::FlowError> {
-        let since = db.meta("notify_position")?.unwrap_or(0);
-        let (touched, newest) = store.cases_touched_since(since)?;
-        for id in touched {
-            let case = match store.case(id) {
-                Ok(case) => case,
-                // Purged or never materialised: nothing to tell.
-                Err(guichet_core::Error::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            {
-                let id = case.id.as_i64();
-                let status = case.status.code() as i64;
-                let told = db.notified_status(id)?;
-                if told == Some(status) {
-                    continue;
-                }
-                db.set_notified(id, status)?;
-                // A new case's "received" is not news: its filing was texted.
-                if told.is_none() && case.status == Status::Received {
-                    continue;
-                }
-                if db.stopped(&case.requester_phone)? {
-                    continue;
-                }
-                let lang = db
-                    .language(&case.requester_phone)?
-                    .unwrap_or_else(|| case.requester_language.clone());
-                let status_name = format!("status-{}", case.status.as_str());
-                let next = format!("next-{}", case.status.as_str());
-                let text = if case.status == Status::Resolved {
-                    let keyword = self.catalog.text(&lang, "keyword-rate", &[]);
-                    self.sms_text(
-                        &lang,
-                        "sms-rate-invite",
-                        &[
-                            ("reference", Arg::Str(&case.reference)),
-                            ("keyword", Arg::Str(&keyword)),
-                        ],
-                    )
-                } else {
-                    self.sms_text(
-                        &lang,
-                        "sms-status-changed",
-                        &[
-                            ("reference", Arg::Str(&case.reference)),
-                            ("status", Arg::Msg(&status_name)),
-                            ("next", Arg::Msg(&next)),
-                        ],
-                    )
-                };
-                let key = format!("status:{}:{}:{}", case.id, status, case.updated_at.0);
-                db.enqueue_sms(&key, &case.requester_phone, &text, now_ms())?;
-            }
+    /// Texts the requester of case `id` if its status is news to them.
+    fn notify_case(
+        &self,
+        store: &Store,
+        db: &GatewayDb,
+        id: guichet_core::CaseId,
+    ) -> Result<(), flow::FlowError> {
+        let case = match store.case(id) {
+            Ok(case) => case,
+            // Purged or never materialised: nothing to tell.
+            Err(guichet_core::Error::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let status = case.status.code() as i64;
+        let told = db.notified_status(id.as_i64())?;
+        if told == Some(status) {
+            return Ok(());
         }
-        db.set_meta("notify_position", newest)?;
+        db.set_notified(id.as_i64(), status)?;
+        // A new case's "received" is not news: its filing was texted.
+        if told.is_none() && case.status == Status::Received {
+            return Ok(());
+        }
+        if db.stopped(&case.requester_phone)? {
+            return Ok(());
+        }
+        let lang = db
+            .language(&case.requester_phone)?
+            .unwrap_or_else(|| case.requester_language.clone());
+        let status_name = format!("status-{}", case.status.as_str());
+        let next = format!("next-{}", case.status.as_str());
+        let text = if case.status == Status::Resolved {
+            let keyword = self.catalog.text(&lang, "keyword-rate", &[]);
+            self.sms_text(
+                &lang,
+                "sms-rate-invite",
+                &[
+                    ("reference", Arg::Str(&case.reference)),
+                    ("keyword", Arg::Str(&keyword)),
+                ],
+            )
+        } else {
+            self.sms_text(
+                &lang,
+                "sms-status-changed",
+                &[
+                    ("reference", Arg::Str(&case.reference)),
+                    ("status", Arg::Msg(&status_name)),
+                    ("next", Arg::Msg(&next)),
+                ],
+            )
+        };
+        let key = format!("status:{}:{}:{}", case.id, status, case.updated_at.0);
+        db.enqueue_sms(&key, &case.requester_phone, &text, now_ms())?;
         Ok(())
     }
 }
 
+/// How many touched cases one notification commit covers.
+const NOTIFY_SLICE: usize = 200;
+
 #[cfg(test)]
 mod tests {
-    use super::fold;
+    use super::*;
+    use crate::config::Config;
+    use guichet_core::{Channel, NewCase, Priority};
+
+    fn gateway(dir: &std::path::Path) -> Gateway {
+        let locales = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../locales");
+        let path = dir.join("gateway.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "data_dir = \"{}\"\nlocales_dir = \"{}\"\ndefault_language = \"en\"\n\
+                 [[services]]\nid = \"sante\"\nnames = {{ en = \"Health\" }}\n\
+                 [[units]]\nid = \"unit-01\"\nlocalities = [\"Pire\"]\n",
+                dir.display(),
+                locales.display()
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        let catalog = Catalog::load(&config.locales_dir, "en").unwrap();
+        let store = Store::open(dir.join("cases.db"), 999).unwrap();
+        let db = GatewayDb::open(&dir.join("gateway.db")).unwrap();
+        Gateway::new(config, catalog, store, db).unwrap()
+    }
+
+    #[test]
+    fn every_change_is_told_once_however_many_cases_arrive() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let gw = gateway(dir.path());
+        let cases = NOTIFY_SLICE * 2 + 50;
+        let ids = locked(&gw.store)
+            .write(|w| {
+                (0..cases)
+                    .map(|i| {
+                        w.create_case(&NewCase {
+                            service: "sante".into(),
+                            requester_phone: format!("+22177{i:07}"),
+                            requester_name: String::new(),
+                            requester_language: "en".into(),
+                            locality: "Pire".into(),
+                            channel: Channel::Ussd,
+                            mediator: None,
+                            unit: "unit-01".into(),
+                            assignee: None,
+                            priority: Priority::Normal,
+                            description: String::new(),
+                            status: Status::Received,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap();
+        gw.notify_status_changes();
+        assert!(
+            locked(&gw.db).outbox().unwrap().is_empty(),
+            "received is not news"
+        );
+        // One case in each slice moves, the last one twice.
+        let moved = [0, NOTIFY_SLICE + 7, cases - 1];
+        locked(&gw.store)
+            .write(|w| {
+                for i in moved {
+                    w.change_status(ids[i], Status::Assigned)?;
+                }
+                w.change_status(ids[cases - 1], Status::InProgress)
+            })
+            .unwrap();
+        gw.notify_status_changes();
+        gw.notify_status_changes();
+        let sent: Vec<String> = locked(&gw.db)
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .map(|sms| sms.phone)
+            .collect();
+        let expected: Vec<String> = moved.iter().map(|i| format!("+22177{i:07}")).collect();
+        assert_eq!(sent, expected, "one SMS per case, for its latest status");
+    }
 
     #[test]
     fn keywords_fold_case_accents_and_punctuation() {

@@ -162,23 +162,24 @@ impl Store {
 
     /// The cases touched by operations that arrived in this store after
     /// `position` (its own arrival order, not the authors' clocks: an edit
-    /// made offline long ago still counts when it arrives), and the newest
-    /// position, to pass next time.
-    pub fn cases_touched_since(&self, position: u64) -> Result<(Vec<CaseId>, u64)> {
+    /// made offline long ago still counts when it arrives), each with the
+    /// position of its latest operation, in that order: pass the last one
+    /// next time.
+    pub fn cases_touched_since(&self, position: u64) -> Result<Vec<(CaseId, u64)>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT case_id, max(seq) FROM ops WHERE seq > ?1 GROUP BY case_id ORDER BY max(seq)",
         )?;
         let rows = stmt.query_map([position as i64], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         })?;
-        let mut ids = Vec::new();
-        let mut newest = position;
+        let mut touched = Vec::new();
         for row in rows {
             let (id, seq) = row?;
-            newest = newest.max(seq as u64);
-            ids.extend(CaseId::from_i64(id));
+            if let Some(id) = CaseId::from_i64(id) {
+                touched.push((id, seq as u64));
+            }
         }
-        Ok((ids, newest))
+        Ok(touched)
     }
 
     /// The id of every case the store holds, in id order.
