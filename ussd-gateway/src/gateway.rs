@@ -55,25 +55,21 @@ impl Filing {
 /// One transaction for the whole batch; if it fails, each request alone, so
 /// that one bad request never costs the others theirs.
 fn store_batch(store: &mut Store, batch: &[NewCase]) -> Vec<Filed> {
-    let with_reference = |store: &Store, id: CaseId| store.case(id).map(|c| (id, c.reference));
+    let file = |w: &mut guichet_core::Writer<'_>, new: &NewCase| {
+        let id = w.create_case(new)?;
+        Ok((id, w.reference(id)?))
+    };
     let together = store.write(|w| {
         batch
             .iter()
-            .map(|new| w.create_case(new))
+            .map(|new| file(w, new))
             .collect::<Result<Vec<_>, _>>()
     });
     match together {
-        Ok(ids) => ids
-            .into_iter()
-            .map(|id| with_reference(store, id))
-            .collect(),
+        Ok(filed) => filed.into_iter().map(Ok).collect(),
         Err(_) => batch
             .iter()
-            .map(|new| {
-                store
-                    .write(|w| w.create_case(new))
-                    .and_then(|id| with_reference(store, id))
-            })
+            .map(|new| store.write(|w| file(w, new)))
             .collect(),
     }
 }
