@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY, event_key TEXT NOT NUL
   text TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
   provider TEXT, provider_id TEXT, last_error TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS outbox_provider_id ON outbox(provider, provider_id);
+DROP INDEX IF EXISTS outbox_provider_id;
+CREATE INDEX IF NOT EXISTS outbox_sent_as ON outbox(provider, provider_id) WHERE provider_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS notified(case_id INTEGER PRIMARY KEY, status INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ussd_outcomes(id INTEGER PRIMARY KEY, provider TEXT NOT NULL, session_id TEXT NOT NULL,
@@ -474,6 +475,37 @@ mod tests {
             db.sms(due[0].id).unwrap().unwrap().status,
             SmsStatus::Delivered
         );
+    }
+
+    #[test]
+    fn a_report_by_the_providers_id_finds_its_message_through_the_index() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = GatewayDb::open(&dir.path().join("gateway.db")).unwrap();
+        db.enqueue_sms("k", "+221770000001", "x", 0).unwrap();
+        let sms = db.take_due_sms(0, 1).unwrap().remove(0);
+        db.sms_sent(sms.id, "africastalking", Some("ATXid_1"), 1)
+            .unwrap();
+        let found = db.delivery_report(
+            DlrKey::Provider("africastalking", "ATXid_1"),
+            SmsStatus::Delivered,
+            None,
+            2,
+        );
+        assert!(found.unwrap());
+        assert_eq!(
+            db.sms(sms.id).unwrap().unwrap().status,
+            SmsStatus::Delivered
+        );
+        // Reports come for every message sent: never a scan of the outbox.
+        let plan: String = db
+            .conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE provider = ?1 AND provider_id = ?2",
+                ["africastalking", "ATXid_1"],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("outbox_sent_as"), "{plan}");
     }
 
     #[test]
