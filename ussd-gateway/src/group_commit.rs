@@ -5,6 +5,7 @@
 //! measurable CPU and cost paced latency.)
 
 use crate::gateway::locked;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::sync::Mutex;
 use tokio::sync::oneshot;
@@ -28,7 +29,14 @@ impl<J: Send + 'static, R: Send + 'static> GroupCommit<J, R> {
                 while let Ok(first) = waiting.recv() {
                     let (jobs, callers): (Vec<J>, Vec<_>) =
                         std::iter::once(first).chain(waiting.try_iter()).unzip();
-                    for (caller, result) in callers.into_iter().zip(commit(jobs)) {
+                    // A bug in one batch must not stop every later commit:
+                    // its callers get no answer (an error), the thread goes
+                    // on. A transaction cut short by the panic rolls back.
+                    let Ok(results) = catch_unwind(AssertUnwindSafe(|| commit(jobs))) else {
+                        tracing::error!(batch = callers.len(), "a commit panicked");
+                        continue;
+                    };
+                    for (caller, result) in callers.into_iter().zip(results) {
                         // A caller that went away no longer needs its answer.
                         let _ = caller.send(result);
                     }
@@ -79,6 +87,17 @@ mod tests {
         let batches = batches.lock().unwrap();
         assert_eq!(batches.iter().sum::<usize>(), 50);
         assert!(batches.len() < 50, "some jobs shared a commit: {batches:?}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_batch_fails_its_callers_and_later_ones_are_served() {
+        let commit = GroupCommit::start("test-commit", |jobs: Vec<u32>| {
+            assert!(!jobs.contains(&13), "a bug");
+            jobs
+        })
+        .unwrap();
+        assert_eq!(commit.submit(13).await, None);
+        assert_eq!(commit.submit(14).await, Some(14));
     }
 
     #[test]
