@@ -112,21 +112,16 @@ async fn stamp_server_time(mut response: Response) -> Response {
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let cases = tokio::task::spawn_blocking(move || {
-        lock(&state.store)?.count_cases().map_err(ApiError::from)
-    })
-    .await
-    .map_err(|_| ApiError::Internal)??;
+    let cases = blocking(move || lock(&state.store)?.count_cases().map_err(ApiError::from)).await?;
     Ok(Json(serde_json::json!({ "status": "ok", "cases": cases })).into_response())
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let cases = tokio::task::spawn_blocking({
+    let cases = blocking({
         let state = state.clone();
         move || lock(&state.store)?.count_cases().map_err(ApiError::from)
     })
-    .await
-    .map_err(|_| ApiError::Internal)??;
+    .await?;
     state.cases.set(cases as i64);
     Ok(crate::metrics::answer(state.metrics.render()))
 }
@@ -138,9 +133,7 @@ async fn sync(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let answer = tokio::task::spawn_blocking(move || serve(&state, &method, &uri, &headers, &body))
-        .await
-        .map_err(|_| ApiError::Internal)??;
+    let answer = blocking(move || serve(&state, &method, &uri, &headers, &body)).await?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], answer).into_response())
 }
 
@@ -221,7 +214,7 @@ async fn ussd_sessions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let answer = tokio::task::spawn_blocking(move || {
+    let answer = blocking(move || {
         let device = authenticate(&state, &method, &uri, &headers, &body)?;
         if device.role != Role::Intake {
             return Err(ApiError::Forbidden(
@@ -248,9 +241,18 @@ async fn ussd_sessions(
         );
         Ok(wire::encode_message(&UssdSessionsStored::new(up_to)))
     })
-    .await
-    .map_err(|_| ApiError::Internal)??;
+    .await?;
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], answer).into_response())
+}
+
+/// Runs `work` off the async workers: it locks databases and may wait on
+/// the disk.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::Internal)?
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {

@@ -4,7 +4,7 @@
 //!
 //! The API takes HTTP Basic credentials or the page's session cookie.
 
-use crate::app::{lock, now_ms, ApiError, AppState};
+use crate::app::{blocking, lock, now_ms, ApiError, AppState};
 use crate::figures::{self, Dashboard, Selection};
 use crate::page::{self, Texts};
 use crate::supervisors::{sign_in, Supervisor, SESSION_MS};
@@ -152,14 +152,6 @@ fn no_store(page: impl IntoResponse) -> Response {
         header::HeaderValue::from_static("no-store"),
     );
     response
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| ApiError::Internal)?
 }
 
 fn session_token(headers: &HeaderMap) -> Option<&str> {

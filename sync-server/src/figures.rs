@@ -2,8 +2,8 @@
 //! gateway's USSD session reports. Every figure is defined in the README
 //! ("Figures"); the definitions live here and nowhere else.
 
-use crate::supervision::UssdSession;
 use chrono::{Datelike, FixedOffset, NaiveDate, TimeZone, Timelike};
+use guichet_core::sync::protocol::UssdSessionReport;
 use guichet_core::{CaseHistory, EventKind, Status};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -157,7 +157,7 @@ pub struct Busiest {
 /// the one at the end of the period, or now if the period is not over).
 pub fn compute(
     cases: &[&CaseHistory],
-    sessions: &[UssdSession],
+    sessions: &[UssdSessionReport],
     selection: &Selection,
     now_ms: u64,
 ) -> Figures {
@@ -326,7 +326,7 @@ pub struct UnitLine {
 /// may see (filtered by the caller).
 pub fn dashboard(
     cases: &[&CaseHistory],
-    sessions: &[UssdSession],
+    sessions: &[UssdSessionReport],
     selection: &Selection,
     now_ms: u64,
 ) -> Dashboard {
@@ -475,7 +475,8 @@ mod tests {
         let mut cancelled = case(6, T0 + 9 * HOUR_MS);
         set_status(&mut cancelled, T0 + 12 * HOUR_MS, Status::Cancelled);
         let cases = [quick, slow, reopened, waiting, elsewhere, cancelled];
-        let session = |outcome: &str, flow: &str, unit: Option<&str>| UssdSession {
+        let session = |outcome: &str, flow: &str, unit: Option<&str>| UssdSessionReport {
+            id: 1,
             outcome: outcome.into(),
             flow: flow.into(),
             language: Some("wo".into()),

@@ -10,17 +10,6 @@ use std::path::Path;
 /// Most reports accepted in one request.
 pub const MAX_REPORTS: usize = 5_000;
 
-/// One USSD session as the figures count it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct UssdSession {
-    pub outcome: String,
-    pub flow: String,
-    pub language: Option<String>,
-    pub service: Option<String>,
-    pub unit: Option<String>,
-    pub ended_ms: u64,
-}
-
 pub struct SupervisionDb {
     conn: Connection,
 }
@@ -73,21 +62,23 @@ impl SupervisionDb {
         Ok(up_to as u64)
     }
 
-    /// Sessions that ended in `[from_ms, to_ms)`.
-    pub fn sessions(&self, from_ms: u64, to_ms: u64) -> rusqlite::Result<Vec<UssdSession>> {
+    /// Sessions that ended in `[from_ms, to_ms)`, as their gateway reported
+    /// them (`id` is the gateway's own number for the session).
+    pub fn sessions(&self, from_ms: u64, to_ms: u64) -> rusqlite::Result<Vec<UssdSessionReport>> {
         self.conn
             .prepare_cached(
-                "SELECT outcome, flow, language, service, unit, ended_at FROM ussd_sessions
+                "SELECT id, outcome, flow, language, service, unit, ended_at FROM ussd_sessions
                  WHERE ended_at >= ?1 AND ended_at < ?2",
             )?
             .query_map(params![from_ms as i64, to_ms as i64], |r| {
-                Ok(UssdSession {
-                    outcome: r.get(0)?,
-                    flow: r.get(1)?,
-                    language: r.get(2)?,
-                    service: r.get(3)?,
-                    unit: r.get(4)?,
-                    ended_ms: r.get::<_, i64>(5)? as u64,
+                Ok(UssdSessionReport {
+                    id: r.get::<_, i64>(0)? as u64,
+                    outcome: r.get(1)?,
+                    flow: r.get(2)?,
+                    language: r.get(3)?,
+                    service: r.get(4)?,
+                    unit: r.get(5)?,
+                    ended_ms: r.get::<_, i64>(6)? as u64,
                 })
             })?
             .collect()

@@ -485,3 +485,37 @@ impl Drop for Browser {
         let _ = self.driver.kill();
     }
 }
+
+/// A sync server and a gateway enrolled with it (from [`gateway_config`]),
+/// sending SMS through a fake Africa's Talking; data under `dir`.
+pub struct Service {
+    pub server: Process,
+    pub server_dir: PathBuf,
+    pub gateway: Process,
+    /// The gateway's Africa's Talking USSD callback.
+    pub callback: String,
+    /// What the fake Africa's Talking was asked to send.
+    pub sent: Outbox,
+}
+
+pub async fn service(dir: &Path) -> Service {
+    let (server_dir, gateway_dir) = (dir.join("server"), dir.join("gateway"));
+    let server = sync_server(&server_dir, "127.0.0.1:0");
+    enrol_gateway(&server_dir, &gateway_dir);
+    let (fake_at, sent) = fake_africastalking().await;
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        gateway_config(&gateway_dir, &server.url(), &fake_at),
+    )
+    .unwrap();
+    let gateway = gateway(&config);
+    let callback = format!("{}/at/{AT_SECRET}/ussd", gateway.url());
+    Service {
+        server,
+        server_dir,
+        gateway,
+        callback,
+        sent,
+    }
+}

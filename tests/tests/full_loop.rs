@@ -28,18 +28,13 @@ async fn hang_up(gateway: &Process, session: &str) {
 #[tokio::test]
 async fn a_wolof_request_a_mediator_and_the_supervisors_figures() {
     let dir = TempDir::new().unwrap();
-    let (server_dir, gateway_dir) = (dir.path().join("server"), dir.path().join("gateway"));
-    let server = sync_server(&server_dir, "127.0.0.1:0");
-    enrol_gateway(&server_dir, &gateway_dir);
-    let (fake_at, sent) = fake_africastalking().await;
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        gateway_config(&gateway_dir, &server.url(), &fake_at),
-    )
-    .unwrap();
-    let gateway = gateway(&config);
-    let callback = format!("{}/at/{AT_SECRET}/ussd", gateway.url());
+    let Service {
+        server,
+        server_dir,
+        gateway,
+        callback,
+        sent,
+    } = service(dir.path()).await;
 
     // A citizen dials in Wolof and files a request.
     let citizen = "+221775550101";
@@ -337,18 +332,14 @@ async fn dashboard_shows_the_figures(server: &Process, api: &Json) {
             .ends_with("/supervisor/login"),
         "signed out, the page asks to sign in"
     );
-    c.find(fantoccini::Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys(SUPERVISOR.0)
-        .await
-        .unwrap();
-    c.find(fantoccini::Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(SUPERVISOR.1)
-        .await
-        .unwrap();
+    for (field, typed) in [("name", SUPERVISOR.0), ("password", SUPERVISOR.1)] {
+        c.find(fantoccini::Locator::Id(field))
+            .await
+            .unwrap()
+            .send_keys(typed)
+            .await
+            .unwrap();
+    }
     c.find(fantoccini::Locator::Id("log-in"))
         .await
         .unwrap()

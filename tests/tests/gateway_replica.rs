@@ -10,18 +10,13 @@ use tempfile::TempDir;
 #[tokio::test]
 async fn a_ussd_request_reaches_the_tablet_and_the_citizen_hears_back_by_sms() {
     let dir = TempDir::new().unwrap();
-    let (server_dir, gateway_dir) = (dir.path().join("server"), dir.path().join("gateway"));
-    let mut server = sync_server(&server_dir, "127.0.0.1:0");
-    enrol_gateway(&server_dir, &gateway_dir);
-    let (fake_at, sent) = fake_africastalking().await;
-    let config = dir.path().join("gateway.toml");
-    std::fs::write(
-        &config,
-        gateway_config(&gateway_dir, &server.url(), &fake_at),
-    )
-    .unwrap();
-    let gateway = gateway(&config);
-    let callback = format!("{}/at/{AT_SECRET}/ussd", gateway.url());
+    let Service {
+        mut server,
+        server_dir,
+        gateway: _gateway,
+        callback,
+        sent,
+    } = service(dir.path()).await;
 
     // A citizen files a request by USSD.
     let citizen = "+221771112233";

@@ -7,7 +7,7 @@
 //! be resumed by dialing again.
 
 use crate::config::Config;
-use crate::gateway::{blocking, locked, Filing, Sessions};
+use crate::gateway::{blocking, locked, Sessions};
 use crate::i18n::{Arg, Catalog};
 use crate::state::{GatewayDb, SessionSummary};
 use crate::text::{self, UssdLimit};
@@ -134,7 +134,6 @@ pub struct Ctx<'a> {
     pub store: &'a Mutex<Store>,
     pub db: &'a Mutex<GatewayDb>,
     pub sessions: &'a Sessions,
-    pub filing: &'a Filing,
     pub menus: &'a Menus,
     /// The languages offered (code, own name), in menu order.
     pub languages: &'a [(String, String)],

@@ -329,7 +329,6 @@ impl Gateway {
             store: &self.store,
             db: &self.db,
             sessions: &self.sessions,
-            filing: &self.filing,
             menus: &self.menus,
             languages: &self.languages,
             phone: hop.phone,

@@ -28,11 +28,7 @@ const BATCH: usize = 32;
 pub async fn drain(gw: &Arc<Gateway>, sender: &dyn SmsSender) -> usize {
     let taken = {
         let gw = gw.clone();
-        tokio::task::spawn_blocking(move || {
-            let db = locked(&gw.db);
-            db.transaction(|| db.take_due_sms(now_ms(), BATCH))
-        })
-        .await
+        tokio::task::spawn_blocking(move || locked(&gw.db).take_due_sms(now_ms(), BATCH)).await
     };
     let due = match taken {
         Ok(Ok(due)) => due,

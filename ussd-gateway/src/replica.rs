@@ -156,7 +156,7 @@ async fn report_ussd_sessions(gw: &Arc<Gateway>, client: &SyncClient) -> Result<
         };
         let full = sessions.len() == REPORT_BATCH;
         let answer = client
-            .send_shared(
+            .send_to(
                 &gw.store,
                 USSD_SESSIONS_PATH,
                 &UssdSessionReports::new(sessions),

@@ -100,7 +100,6 @@ impl Gateway {
             store: &self.store,
             db: &self.db,
             sessions: &self.sessions,
-            filing: &self.filing,
             menus: &self.menus,
             languages: &self.languages,
             phone: from,

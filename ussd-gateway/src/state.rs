@@ -29,6 +29,9 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("ussd_outcomes", "unit TEXT"),
 ];
 
+/// A delivery report's message, by the provider's id (index `outbox_sent_as`).
+const BY_PROVIDER_ID: &str = "SELECT id FROM outbox WHERE provider = ?1 AND provider_id = ?2";
+
 /// Where the last USSD session reported to the sync server is kept (meta).
 const USSD_REPORTED_UP_TO: &str = "ussd_reported_up_to";
 
@@ -262,8 +265,12 @@ impl GatewayDb {
     }
 
     /// Takes the SMS due now, marking them as being sent (durably, before
-    /// any leaves).
+    /// any leaves), in one transaction.
     pub fn take_due_sms(&self, now: u64, limit: usize) -> Res<Vec<OutboxSms>> {
+        self.transaction(|| self.take_due_sms_now(now, limit))
+    }
+
+    fn take_due_sms_now(&self, now: u64, limit: usize) -> Res<Vec<OutboxSms>> {
         let due: Vec<OutboxSms> = self
             .conn
             .prepare_cached(
@@ -374,7 +381,7 @@ impl GatewayDb {
             DlrKey::Ours(id) => Some(id),
             DlrKey::Provider(provider, pid) => self
                 .conn
-                .prepare_cached("SELECT id FROM outbox WHERE provider = ?1 AND provider_id = ?2")?
+                .prepare_cached(BY_PROVIDER_ID)?
                 .query_row([provider, pid], |r| r.get(0))
                 .optional()?,
         };
@@ -500,7 +507,7 @@ mod tests {
         let plan: String = db
             .conn
             .query_row(
-                "EXPLAIN QUERY PLAN SELECT id FROM outbox WHERE provider = ?1 AND provider_id = ?2",
+                &format!("EXPLAIN QUERY PLAN {BY_PROVIDER_ID}"),
                 ["africastalking", "ATXid_1"],
                 |r| r.get(3),
             )

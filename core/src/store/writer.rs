@@ -359,12 +359,12 @@ impl<'c> Writer<'c> {
         Ok(())
     }
 
-    /// The case's row, from this transaction's cache or from the table.
     /// The reference of a case, as this transaction sees it.
     pub fn reference(&mut self, case: CaseId) -> Result<String> {
         Ok(self.row(case)?.reference.clone())
     }
 
+    /// The case's row, from this transaction's cache or from the table.
     fn row(&mut self, case: CaseId) -> Result<&CaseRow> {
         if !self.rows.contains_key(&case) {
             let row = CaseRow::load(self.conn, case)?

@@ -168,7 +168,7 @@ impl SyncClient {
     /// Sends `message` to another signed endpoint of the server (such as
     /// the gateway's USSD session reports), with the same signature,
     /// retries and clock correction as a sync; returns the answer's body.
-    pub async fn send_shared<S: std::borrow::BorrowMut<Store>>(
+    pub async fn send_to<S: std::borrow::BorrowMut<Store>>(
         &self,
         store: &std::sync::Mutex<S>,
         path: &str,
