@@ -139,9 +139,6 @@ pub struct Ctx<'a> {
     pub languages: &'a [(String, String)],
     pub phone: &'a str,
     pub now: u64,
-    /// SMS this hop sends, queued with the hop's other writes in one
-    /// transaction once the hop is answered.
-    pub outgoing: Vec<Outgoing>,
     /// The new request this hop files, if it does.
     pub to_file: Option<ToFile>,
 }
@@ -562,13 +559,16 @@ fn file_request(session: &mut Session, ctx: &mut Ctx, draft: Draft) -> Flow<Repl
     ctx.to_file = Some(ToFile {
         new,
         after: AfterFiling {
+            lang,
             draft,
             requester,
             citizen_lang,
             service,
             channel,
+            at: ctx.now,
         },
     });
+    // Filing ends the session; `filed` writes the screen.
     Ok(Reply::End(String::new()))
 }
 
@@ -580,40 +580,51 @@ pub struct ToFile {
 
 /// What the screen and the SMS after the filing need.
 pub struct AfterFiling {
+    /// The caller's language.
+    lang: String,
     draft: Draft,
     requester: String,
     citizen_lang: String,
     service: String,
     channel: Channel,
+    /// When the hop came.
+    at: u64,
 }
 
-/// The screen once the request is stored; the reference SMS is queued.
+/// The screen once the request is stored, and the SMS that tell its
+/// reference. Runs where the request was stored, so that the SMS are
+/// queued in the same round of writes.
 pub fn filed(
-    session: &Session,
-    ctx: &mut Ctx,
+    config: &Config,
+    catalog: &Catalog,
     after: AfterFiling,
     stored: Result<(CaseId, String), guichet_core::Error>,
-) -> Flow<Reply> {
+) -> Flow<(Reply, Vec<Outgoing>)> {
     let (id, reference) = stored?;
     let AfterFiling {
+        lang,
         draft,
         requester,
         citizen_lang,
         service,
         channel,
+        at,
     } = after;
-    let lang = &session.lang;
-    ctx.sessions.clear_draft(ctx.phone);
-    let service_name = ctx.config.service_name(&service, &citizen_lang);
-    let reply = match (&draft.citizen, &draft.mediator) {
+    let sms = |event_key: String, phone: &str, text: String| Outgoing {
+        event_key,
+        phone: phone.to_string(),
+        text,
+        at,
+    };
+    let service_name = config.service_name(&service, &citizen_lang);
+    let (reply, sms) = match (&draft.citizen, &draft.mediator) {
         (Some(citizen), Some(mediator_id)) => {
-            let mediator_name = ctx
-                .config
+            let mediator_name = config
                 .mediator(mediator_id)
                 .map_or(mediator_id.as_str(), |m| m.name.as_str());
-            let yes = ctx.catalog.text(&citizen_lang, "keyword-yes", &[]);
-            let no = ctx.catalog.text(&citizen_lang, "keyword-no", &[]);
-            let sms = ctx.catalog.text(
+            let yes = catalog.text(&citizen_lang, "keyword-yes", &[]);
+            let no = catalog.text(&citizen_lang, "keyword-no", &[]);
+            let text = catalog.text(
                 &citizen_lang,
                 "sms-mediator-consent",
                 &[
@@ -624,18 +635,18 @@ pub fn filed(
                     ("no", Arg::Str(&no)),
                 ],
             );
-            ctx.queue_sms(format!("consent:{id}"), citizen, sms);
-            ctx.catalog.text(
-                lang,
+            let screen = catalog.text(
+                &lang,
                 "mediator-request-created",
                 &[
                     ("reference", Arg::Str(&reference)),
                     ("phone", Arg::Str(citizen)),
                 ],
-            )
+            );
+            (screen, sms(format!("consent:{id}"), citizen, text))
         }
         _ => {
-            let sms = ctx.catalog.text(
+            let text = catalog.text(
                 &citizen_lang,
                 "sms-request-created",
                 &[
@@ -643,16 +654,16 @@ pub fn filed(
                     ("service", Arg::Str(service_name)),
                 ],
             );
-            ctx.queue_sms(format!("created:{id}"), &requester, sms);
-            ctx.catalog.text(
-                lang,
+            let screen = catalog.text(
+                &lang,
                 "request-created",
                 &[("reference", Arg::Str(&reference))],
-            )
+            );
+            (screen, sms(format!("created:{id}"), &requester, text))
         }
     };
     tracing::debug!(case = %id, channel = channel.as_str(), "request filed by USSD");
-    Ok(Reply::End(reply))
+    Ok((Reply::End(reply), vec![sms]))
 }
 
 fn track(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
@@ -915,15 +926,6 @@ impl Ctx<'_> {
     /// held by a commit waiting on the disk.
     pub fn with_store<T>(&self, work: impl FnOnce(&mut Store) -> T) -> T {
         blocking(|| work(&mut locked(self.store)))
-    }
-
-    fn queue_sms(&mut self, event_key: String, phone: &str, text: String) {
-        self.outgoing.push(Outgoing {
-            event_key,
-            phone: phone.to_string(),
-            text,
-            at: self.now,
-        });
     }
 
     pub fn db(&self) -> MutexGuard<'_, GatewayDb> {

@@ -2,7 +2,7 @@
 //! provider's callbacks, the outbox and the sync loop.
 
 use crate::config::Config;
-use crate::flow::{self, Ctx, Reply, Session};
+use crate::flow::{self, Ctx, Reply, Session, ToFile};
 use crate::group_commit::GroupCommit;
 use crate::i18n::Catalog;
 use crate::state::{GatewayDb, SessionSummary};
@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct Gateway {
-    pub config: Config,
-    pub catalog: Catalog,
+    pub config: Arc<Config>,
+    pub catalog: Arc<Catalog>,
     /// The gateway's replica of the cases. Locked only for local work:
     /// the sync loop never holds it across the network.
     pub store: Arc<Mutex<Store>>,
@@ -30,25 +30,64 @@ pub struct Gateway {
 
 /// New requests are stored durably by group commit: one transaction (one
 /// fsync) for all that queued while the last commit waited on the disk.
-pub struct Filing(GroupCommit<NewCase, Filed>);
+/// The same thread then queues each one's reference SMS and records its
+/// session, so that a filing hop waits for one writer, not two in turn.
+pub struct Filing(GroupCommit<FilingJob, Result<Reply, flow::FlowError>>);
+
+pub struct FilingJob {
+    to_file: ToFile,
+    /// What the hop leaves besides the filing's own SMS.
+    record: HopRecord,
+}
 
 type Filed = Result<(CaseId, String), guichet_core::Error>;
 
 impl Filing {
-    pub fn start(store: Arc<Mutex<Store>>) -> std::io::Result<Filing> {
-        let commit = GroupCommit::start("guichet-filing", move |batch: Vec<NewCase>| {
-            store_batch(&mut locked(&store), &batch)
+    pub fn start(
+        config: Arc<Config>,
+        catalog: Arc<Catalog>,
+        store: Arc<Mutex<Store>>,
+        db: Arc<Mutex<GatewayDb>>,
+    ) -> std::io::Result<Filing> {
+        let commit = GroupCommit::start("guichet-filing", move |batch: Vec<FilingJob>| {
+            let (news, rest): (Vec<NewCase>, Vec<_>) = batch
+                .into_iter()
+                .map(|job| (job.to_file.new, (job.to_file.after, job.record)))
+                .unzip();
+            let stored = store_batch(&mut locked(&store), &news);
+            let screens: Vec<_> = rest
+                .into_iter()
+                .zip(stored)
+                .map(|((after, mut record), stored)| {
+                    let (reply, outgoing) = flow::filed(&config, &catalog, after, stored)?;
+                    record.outgoing.extend(outgoing);
+                    Ok((reply, record))
+                })
+                .collect();
+            let records: Vec<&HopRecord> = screens
+                .iter()
+                .filter_map(|s: &Result<_, flow::FlowError>| s.as_ref().ok().map(|(_, r)| r))
+                .collect();
+            let mut written = write_hop_records(&locked(&db), &records).into_iter();
+            screens
+                .into_iter()
+                .map(|screen| {
+                    let (reply, _) = screen?;
+                    written.next().unwrap_or(Ok(()))?;
+                    Ok(reply)
+                })
+                .collect()
         })?;
         Ok(Filing(commit))
     }
 
-    /// Stores a new case durably; returns its id and reference.
-    pub async fn file(&self, new: NewCase) -> Filed {
-        self.0.submit(new).await.unwrap_or_else(|| {
-            Err(guichet_core::Error::InvalidInput(
-                "filing interrupted".into(),
-            ))
-        })
+    /// Stores a new request durably, then queues its SMS and writes
+    /// `record`; returns the screen that names its reference.
+    pub async fn file(&self, to_file: ToFile, record: HopRecord) -> Result<Reply, flow::FlowError> {
+        self.0
+            .submit(FilingJob { to_file, record })
+            .await
+            .unwrap_or(Err(flow::FlowError::Stopped("the filing writer")))
     }
 }
 
@@ -74,11 +113,11 @@ fn store_batch(store: &mut Store, batch: &[NewCase]) -> Vec<Filed> {
     }
 }
 
-/// What a USSD hop leaves in gateway.db: the SMS it sends and, at the end,
-/// how the session went. Written by group commit, off the async workers.
+/// What a USSD session leaves in gateway.db as it ends: the SMS it sends
+/// and how it went. Written by group commit, off the async workers.
 pub struct HopRecord {
     outgoing: Vec<flow::Outgoing>,
-    outcome: Option<Outcome>,
+    outcome: Outcome,
 }
 
 struct Outcome {
@@ -93,15 +132,7 @@ pub struct HopRecords(GroupCommit<HopRecord, rusqlite::Result<()>>);
 impl HopRecords {
     pub fn start(db: Arc<Mutex<GatewayDb>>) -> std::io::Result<HopRecords> {
         let commit = GroupCommit::start("guichet-hop-records", move |batch: Vec<HopRecord>| {
-            let db = locked(&db);
-            // One transaction for all; if it fails, each alone.
-            match db.transaction(|| batch.iter().try_for_each(|r| record_hop(&db, r))) {
-                Ok(()) => batch.iter().map(|_| Ok(())).collect(),
-                Err(_) => batch
-                    .iter()
-                    .map(|r| db.transaction(|| record_hop(&db, r)))
-                    .collect(),
-            }
+            write_hop_records(&locked(&db), &batch.iter().collect::<Vec<_>>())
         })?;
         Ok(HopRecords(commit))
     }
@@ -114,21 +145,30 @@ impl HopRecords {
     }
 }
 
+/// One transaction for all; if it fails, each alone. One result per record.
+fn write_hop_records(db: &GatewayDb, batch: &[&HopRecord]) -> Vec<rusqlite::Result<()>> {
+    match db.transaction(|| batch.iter().try_for_each(|r| record_hop(db, r))) {
+        Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+        Err(_) => batch
+            .iter()
+            .map(|r| db.transaction(|| record_hop(db, r)))
+            .collect(),
+    }
+}
+
 fn record_hop(db: &GatewayDb, record: &HopRecord) -> rusqlite::Result<()> {
     for sms in &record.outgoing {
         db.enqueue_sms(&sms.event_key, &sms.phone, &sms.text, sms.at)?;
     }
-    if let Some(o) = &record.outcome {
-        db.record_ussd_outcome(
-            o.provider,
-            &o.session_id,
-            "completed",
-            &o.summary,
-            None,
-            o.at,
-        )?;
-    }
-    Ok(())
+    let o = &record.outcome;
+    db.record_ussd_outcome(
+        o.provider,
+        &o.session_id,
+        "completed",
+        &o.summary,
+        None,
+        o.at,
+    )
 }
 
 /// USSD sessions and unfinished requests. They live for minutes, so they
@@ -266,12 +306,13 @@ impl Gateway {
         store: Store,
         db: GatewayDb,
     ) -> std::io::Result<Gateway> {
+        let (config, catalog) = (Arc::new(config), Arc::new(catalog));
         let store = Arc::new(Mutex::new(store));
         let db = Arc::new(Mutex::new(db));
         Ok(Gateway {
             hop_records: HopRecords::start(db.clone())?,
             sessions: Sessions::default(),
-            filing: Filing::start(store.clone())?,
+            filing: Filing::start(config.clone(), catalog.clone(), store.clone(), db.clone())?,
             menus: flow::Menus::default(),
             languages: catalog
                 .languages()
@@ -333,7 +374,6 @@ impl Gateway {
             languages: &self.languages,
             phone: hop.phone,
             now,
-            outgoing: Vec::new(),
             to_file: None,
         };
         let (session, mut reply) = match (existing, hop.input) {
@@ -348,21 +388,25 @@ impl Gateway {
             }
             (None, _) => flow::start(&mut ctx)?,
         };
-        if let Some(to_file) = ctx.to_file.take() {
-            let stored = self.filing.file(to_file.new).await;
-            reply = flow::filed(&session, &mut ctx, to_file.after, stored)?;
-        }
-        if reply.is_end() || !ctx.outgoing.is_empty() {
-            let outcome = reply.is_end().then(|| Outcome {
-                provider: hop.provider,
-                session_id: hop.session_id.to_string(),
-                summary: session.summary(&self.config),
-                at: now,
-            });
-            let outgoing = std::mem::take(&mut ctx.outgoing);
-            self.hop_records
-                .write(HopRecord { outgoing, outcome })
-                .await?;
+        // A session's end is recorded with the SMS it sends; a filing (which
+        // ends its session) by the thread that stores the request.
+        if reply.is_end() {
+            let record = HopRecord {
+                outgoing: Vec::new(),
+                outcome: Outcome {
+                    provider: hop.provider,
+                    session_id: hop.session_id.to_string(),
+                    summary: session.summary(&self.config),
+                    at: now,
+                },
+            };
+            match ctx.to_file.take() {
+                Some(to_file) => {
+                    reply = self.filing.file(to_file, record).await?;
+                    self.sessions.clear_draft(hop.phone);
+                }
+                None => self.hop_records.write(record).await?,
+            }
         }
         let live = Live {
             phone: hop.phone.to_string(),
@@ -473,30 +517,18 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn concurrent_filings_are_stored_together_and_a_bad_one_costs_no_one_else() {
+    #[test]
+    fn filings_are_stored_together_and_a_bad_one_costs_no_one_else() {
         let dir = tempfile::TempDir::new().unwrap();
-        let store = Arc::new(Mutex::new(
-            Store::open(dir.path().join("cases.db"), 999).unwrap(),
-        ));
-        let filing = Arc::new(Filing::start(store.clone()).unwrap());
-        let tasks: Vec<_> = (0..24)
-            .map(|i| {
-                let filing = filing.clone();
-                tokio::spawn(async move {
-                    let phone = if i == 7 {
-                        "not a phone".to_string()
-                    } else {
-                        format!("+2217700000{i:02}")
-                    };
-                    filing.file(new_case(&phone)).await
-                })
+        let mut store = Store::open(dir.path().join("cases.db"), 999).unwrap();
+        let batch: Vec<NewCase> = (0..24)
+            .map(|i| match i {
+                7 => new_case("not a phone"),
+                _ => new_case(&format!("+2217700000{i:02}")),
             })
             .collect();
-        let mut results = Vec::new();
-        for task in tasks {
-            results.push(task.await.unwrap());
-        }
+        let results = store_batch(&mut store, &batch);
+        assert_eq!(results.len(), 24, "one result per request, in order");
         assert!(results[7].is_err(), "the invalid request is refused");
         let filed: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
         assert_eq!(filed.len(), 23);
@@ -504,10 +536,12 @@ mod tests {
         references.sort();
         references.dedup();
         assert_eq!(references.len(), 23, "every filing got its own reference");
-        let store = locked(&store);
         assert_eq!(store.count_cases().unwrap(), 23);
-        for (id, reference) in filed {
-            assert_eq!(&store.case(*id).unwrap().reference, reference);
+        for (i, result) in results.iter().enumerate().filter(|(i, _)| *i != 7) {
+            let (id, reference) = result.as_ref().unwrap();
+            let case = store.case(*id).unwrap();
+            assert_eq!(&case.reference, reference);
+            assert_eq!(case.requester_phone, batch[i].requester_phone);
         }
     }
 

@@ -9,7 +9,7 @@ use crate::flow::{self, Ctx};
 use crate::gateway::{locked, now_ms, Gateway};
 use crate::i18n::{Arg, Catalog};
 use crate::state::GatewayDb;
-use guichet_core::{reference, EventKind, Status, Store};
+use guichet_core::{reference, EventKind, Status, Store, Touched};
 use unicode_normalization::UnicodeNormalization;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +104,6 @@ impl Gateway {
             languages: &self.languages,
             phone: from,
             now: now_ms(),
-            outgoing: Vec::new(),
             to_file: None,
         };
         let saved = ctx.db().language(from)?;
@@ -300,11 +299,10 @@ impl Gateway {
             let store = locked(&self.store);
             let db = locked(&self.db);
             let notified = db.transaction(|| {
-                for (id, _) in slice {
-                    self.notify_case(&store, &db, *id)?;
+                for touched in slice {
+                    self.notify_case(&store, &db, touched)?;
                 }
-                let (_, position) = slice[slice.len() - 1];
-                db.set_meta("notify_position", position)?;
+                db.set_meta("notify_position", slice[slice.len() - 1].position)?;
                 Ok::<_, flow::FlowError>(())
             });
             if let Err(e) = notified {
@@ -313,29 +311,33 @@ impl Gateway {
         }
     }
 
-    /// Texts the requester of case `id` if its status is news to them.
+    /// Texts the requester of a touched case if its status is news to them.
     fn notify_case(
         &self,
         store: &Store,
         db: &GatewayDb,
-        id: guichet_core::CaseId,
+        touched: &Touched,
     ) -> Result<(), flow::FlowError> {
+        // Purged or never materialised: nothing to tell.
+        let Some(status) = touched.status else {
+            return Ok(());
+        };
+        let id = touched.id;
+        let told = db.notified_status(id.as_i64())?;
+        if !is_news(told, status) {
+            return Ok(());
+        }
         let case = match store.case(id) {
             Ok(case) => case,
-            // Purged or never materialised: nothing to tell.
             Err(guichet_core::Error::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
+        // The case may have moved again since it was listed.
+        if !is_news(told, case.status) {
+            return Ok(());
+        }
         let status = case.status.code() as i64;
-        let told = db.notified_status(id.as_i64())?;
-        if told == Some(status) {
-            return Ok(());
-        }
         db.set_notified(id.as_i64(), status)?;
-        // A new case's "received" is not news: its filing was texted.
-        if told.is_none() && case.status == Status::Received {
-            return Ok(());
-        }
         if db.stopped(&case.requester_phone)? {
             return Ok(());
         }
@@ -368,6 +370,16 @@ impl Gateway {
         let key = format!("status:{}:{}:{}", case.id, status, case.updated_at.0);
         db.enqueue_sms(&key, &case.requester_phone, &text, now_ms())?;
         Ok(())
+    }
+}
+
+/// Whether a requester last told `told` should hear of `status`. A new
+/// case's "received" is not news: its filing was texted. (Nothing is
+/// written for it either: a busy day files thousands.)
+fn is_news(told: Option<i64>, status: Status) -> bool {
+    match told {
+        None => status != Status::Received,
+        Some(told) => told != status.code() as i64,
     }
 }
 

@@ -14,7 +14,7 @@ mod writer;
 
 pub use history::{CaseHistory, HistoryReader};
 pub use peer::{PeerChanges, Scope, ServeTimes};
-pub use query::CaseQuery;
+pub use query::{CaseQuery, Touched};
 pub use writer::Writer;
 
 use crate::error::{Error, Result};

@@ -16,6 +16,16 @@ use crate::reference;
 use rusqlite::types::ToSql;
 use rusqlite::{params, OptionalExtension, Row};
 
+/// A case that operations touched, as `Store::cases_touched_since` lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Touched {
+    pub id: CaseId,
+    /// The store's position of the latest operation on the case.
+    pub position: u64,
+    /// Its status now; None if the case is not materialised (purged).
+    pub status: Option<Status>,
+}
+
 /// A filter over the cases of a store; every set criterion must hold.
 /// Results come most recently changed first.
 #[derive(Clone, Debug, Default)]
@@ -165,18 +175,29 @@ impl Store {
     /// made offline long ago still counts when it arrives), each with the
     /// position of its latest operation, in that order: pass the last one
     /// next time.
-    pub fn cases_touched_since(&self, position: u64) -> Result<Vec<(CaseId, u64)>> {
+    pub fn cases_touched_since(&self, position: u64) -> Result<Vec<Touched>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT case_id, max(seq) FROM ops WHERE seq > ?1 GROUP BY case_id ORDER BY max(seq)",
+            "SELECT t.case_id, t.latest, c.status
+             FROM (SELECT case_id, max(seq) AS latest FROM ops WHERE seq > ?1 GROUP BY case_id) t
+             LEFT JOIN cases c ON c.case_id = t.case_id
+             ORDER BY t.latest",
         )?;
         let rows = stmt.query_map([position as i64], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<i64>>(2)?,
+            ))
         })?;
         let mut touched = Vec::new();
         for row in rows {
-            let (id, seq) = row?;
+            let (id, seq, status) = row?;
             if let Some(id) = CaseId::from_i64(id) {
-                touched.push((id, seq as u64));
+                touched.push(Touched {
+                    id,
+                    position: seq as u64,
+                    status: status.and_then(Status::from_code),
+                });
             }
         }
         Ok(touched)
