@@ -26,6 +26,8 @@ pub struct Gateway {
     pub(crate) languages: Vec<(String, String)>,
     pub(crate) keywords: crate::sms::Keywords,
     limiter: RateLimiter,
+    /// Rung when SMS are queued, so that they leave at once.
+    sms_queued: tokio::sync::Notify,
 }
 
 /// New requests are stored durably by group commit: one transaction (one
@@ -321,6 +323,7 @@ impl Gateway {
                 .collect(),
             keywords: crate::sms::Keywords::new(&catalog, &config.languages),
             limiter: RateLimiter::default(),
+            sms_queued: tokio::sync::Notify::new(),
             config,
             catalog,
             store,
@@ -403,6 +406,7 @@ impl Gateway {
             match ctx.to_file.take() {
                 Some(to_file) => {
                     reply = self.filing.file(to_file, record).await?;
+                    self.sms_queued();
                     self.sessions.clear_draft(hop.phone);
                 }
                 None => self.hop_records.write(record).await?,
@@ -417,6 +421,17 @@ impl Gateway {
         };
         locked(&self.sessions.live).insert(key, live);
         Ok(reply)
+    }
+
+    /// Tells the outbox that SMS were queued (committed).
+    pub fn sms_queued(&self) {
+        self.sms_queued.notify_one();
+    }
+
+    /// Waits until SMS are queued, or `at_most`: the outbox's pause when it
+    /// found nothing due (messages waiting for a retry come due meanwhile).
+    pub async fn wait_for_sms(&self, at_most: Duration) {
+        let _ = tokio::time::timeout(at_most, self.sms_queued.notified()).await;
     }
 
     /// What was typed before, for providers that resend every input.

@@ -114,11 +114,19 @@ fn record(
     }
 }
 
+/// How long the outbox rests when nothing is due, unless SMS are queued
+/// meanwhile: messages waiting for a retry come due within this.
+const IDLE_PAUSE: Duration = Duration::from_millis(250);
+
 /// Runs until the process stops.
 pub async fn run(gw: Arc<Gateway>, sender: Arc<dyn SmsSender>) {
+    run_resting(gw, sender, IDLE_PAUSE).await
+}
+
+async fn run_resting(gw: Arc<Gateway>, sender: Arc<dyn SmsSender>, idle_pause: Duration) {
     loop {
         if drain(&gw, sender.as_ref()).await == 0 {
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            gw.wait_for_sms(idle_pause).await;
         }
     }
 }
@@ -192,6 +200,32 @@ mod tests {
             "one phone's in order: {order:?}"
         );
         assert!(at(3) < at(2), "A did not wait for B's slow send: {order:?}");
+    }
+
+    #[tokio::test]
+    async fn queued_sms_leave_without_waiting_for_the_pause() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let gw = Arc::new(crate::sms::tests::gateway(dir.path()));
+        let sender = Arc::new(Recorder::default());
+        // Resting for an hour when idle: only the wake-up can send.
+        let outbox = tokio::spawn(run_resting(
+            gw.clone(),
+            sender.clone(),
+            Duration::from_secs(3600),
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(sender.0.lock().unwrap().is_empty(), "nothing to send yet");
+        let queued = locked(&gw.db).enqueue_sms("created:1", "+221770000001", "hello", 0);
+        assert!(queued.unwrap());
+        gw.sms_queued();
+        let sent = async {
+            while sender.0.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let woken = tokio::time::timeout(Duration::from_secs(30), sent).await;
+        outbox.abort();
+        assert!(woken.is_ok(), "the queued SMS was sent without the pause");
     }
 
     #[test]

@@ -308,6 +308,7 @@ impl Gateway {
             if let Err(e) = notified {
                 return tracing::error!(error = %e, "status notifications failed");
             }
+            self.sms_queued();
         }
     }
 
@@ -387,12 +388,13 @@ fn is_news(told: Option<i64>, status: Status) -> bool {
 const NOTIFY_SLICE: usize = 200;
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
     use guichet_core::{Channel, NewCase, Priority};
 
-    fn gateway(dir: &std::path::Path) -> Gateway {
+    /// A gateway on its own data in `dir`, with one service and unit.
+    pub(crate) fn gateway(dir: &std::path::Path) -> Gateway {
         let locales = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../locales");
         let path = dir.join("gateway.toml");
         std::fs::write(

@@ -198,9 +198,10 @@ async fn incoming_sms(
                     form.id
                 }
             );
-            let db = locked(&gw.db);
-            if let Err(e) = db.enqueue_sms(&key, &from, &reply, now_ms()) {
-                tracing::error!(error = %e, "queueing an SMS reply failed");
+            let queued = locked(&gw.db).enqueue_sms(&key, &from, &reply, now_ms());
+            match queued {
+                Ok(_) => gw.sms_queued(),
+                Err(e) => tracing::error!(error = %e, "queueing an SMS reply failed"),
             }
         }
     })
