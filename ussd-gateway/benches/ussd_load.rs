@@ -6,7 +6,7 @@
 //! stand-in for Africa's Talking's messaging API. Prints figures and each
 //! server's CPU time per hop; asserts nothing about time.
 //!
-//! cargo bench -p guichet-ussd-gateway --bench ussd_load [-- --sessions 1000 --rounds 3]
+//! cargo bench -p guichet-ussd-gateway --bench ussd_load [-- --sessions 1000 --rounds 6]
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -284,7 +284,7 @@ async fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let (sessions, rounds) = (arg("--sessions", 1_000), arg("--rounds", 3));
+    let (sessions, rounds) = (arg("--sessions", 1_000), arg("--rounds", 6));
     let dir = tempfile::TempDir::new().unwrap();
     let (process, url) = start_bare(dir.path());
     let mut servers = vec![Server {
@@ -328,9 +328,10 @@ async fn main() {
             load(server, label, sessions, think, &|| true).await
         }
     };
-    // Warm up: connections, caches, the first pages of each database.
+    // Warm up: every connection the rounds use (kept alive from then on,
+    // as a provider keeps them), caches, the first pages of each database.
     for server in &servers {
-        run(server, "warm", 50, Duration::ZERO).await;
+        run(server, "warm", sessions, Duration::ZERO).await;
     }
     println!("ussd_load: {sessions} concurrent sessions, 7 hops each, a new request stored durably per session");
     println!(" saturation: every session hops as fast as answers come ({rounds} rounds each, taken in turns so that all servers meet the same machine)");
