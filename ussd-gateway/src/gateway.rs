@@ -178,7 +178,9 @@ fn record_hop(db: &GatewayDb, record: &HopRecord) -> rusqlite::Result<()> {
 /// cases, preferences, SMS and session outcomes are on disk.
 #[derive(Default)]
 pub struct Sessions {
-    live: Mutex<HashMap<(String, String), Live>>,
+    /// By provider, then by the provider's session id: a hop finds its
+    /// session without building a key.
+    live: Mutex<HashMap<&'static str, HashMap<String, Live>>>,
     drafts: Mutex<HashMap<String, (String, u64)>>,
 }
 
@@ -232,14 +234,51 @@ impl Sessions {
 
     fn seen_text(&self, provider: &str, id: &str) -> Option<String> {
         locked(&self.live)
-            .get(&(provider.to_string(), id.to_string()))
+            .get(provider)?
+            .get(id)
             .map(|l| l.seen_text.clone())
+    }
+
+    /// The session a hop continues, if it is still going.
+    fn going(&self, hop: &Hop<'_>, now: u64, timeout: u64) -> Option<Session> {
+        locked(&self.live)
+            .get(hop.provider)?
+            .get(hop.session_id)
+            .filter(|l| {
+                !l.finished && l.phone == hop.phone && now.saturating_sub(l.updated_at) <= timeout
+            })
+            .map(|l| l.session.clone())
+    }
+
+    /// Keeps a session as a hop left it (reusing its entry's strings).
+    fn keep(&self, hop: &Hop<'_>, session: Session, now: u64, finished: bool) {
+        let mut live = locked(&self.live);
+        let of_provider = live.entry(hop.provider).or_default();
+        match of_provider.get_mut(hop.session_id) {
+            Some(l) => {
+                l.phone.replace_range(.., hop.phone);
+                l.seen_text.replace_range(.., hop.raw_text);
+                l.session = session;
+                l.updated_at = now;
+                l.finished = finished;
+            }
+            None => {
+                let l = Live {
+                    phone: hop.phone.to_string(),
+                    session,
+                    seen_text: hop.raw_text.to_string(),
+                    updated_at: now,
+                    finished,
+                };
+                of_provider.insert(hop.session_id.to_string(), l);
+            }
+        }
     }
 
     /// Marks a session over; its flow if it was still going.
     fn finish(&self, provider: &str, id: &str) -> Option<Session> {
         let mut live = locked(&self.live);
-        let l = live.get_mut(&(provider.to_string(), id.to_string()))?;
+        let l = live.get_mut(provider)?.get_mut(id)?;
         let was_going = !l.finished;
         l.finished = true;
         was_going.then(|| l.session.clone())
@@ -247,17 +286,19 @@ impl Sessions {
 
     /// Forgets sessions idle since before `before`, and drafts older than
     /// `draft_before`; returns those that never finished.
-    fn expire(&self, before: u64, draft_before: u64) -> Vec<(String, String, Session)> {
+    fn expire(&self, before: u64, draft_before: u64) -> Vec<(&'static str, String, Session)> {
         let mut abandoned = Vec::new();
-        locked(&self.live).retain(|(provider, id), l| {
-            if l.updated_at >= before {
-                return true;
-            }
-            if !l.finished {
-                abandoned.push((provider.clone(), id.clone(), l.session.clone()));
-            }
-            false
-        });
+        for (provider, sessions) in locked(&self.live).iter_mut() {
+            sessions.retain(|id, l| {
+                if l.updated_at >= before {
+                    return true;
+                }
+                if !l.finished {
+                    abandoned.push((*provider, id.clone(), l.session.clone()));
+                }
+                false
+            });
+        }
         locked(&self.drafts).retain(|_, (_, saved)| *saved >= draft_before);
         abandoned
     }
@@ -360,13 +401,7 @@ impl Gateway {
 
     async fn ussd_hop(&self, hop: &Hop<'_>, now: u64) -> Result<Reply, flow::FlowError> {
         let timeout = self.config.ussd.session_timeout_secs * 1000;
-        let key = (hop.provider.to_string(), hop.session_id.to_string());
-        let existing = locked(&self.sessions.live)
-            .get(&key)
-            .filter(|l| {
-                !l.finished && l.phone == hop.phone && now.saturating_sub(l.updated_at) <= timeout
-            })
-            .map(|l| l.session.clone());
+        let existing = self.sessions.going(hop, now, timeout);
         let mut ctx = Ctx {
             config: &self.config,
             catalog: &self.catalog,
@@ -412,14 +447,7 @@ impl Gateway {
                 None => self.hop_records.write(record).await?,
             }
         }
-        let live = Live {
-            phone: hop.phone.to_string(),
-            session,
-            seen_text: hop.raw_text.to_string(),
-            updated_at: now,
-            finished: reply.is_end(),
-        };
-        locked(&self.sessions.live).insert(key, live);
+        self.sessions.keep(hop, session, now, reply.is_end());
         Ok(reply)
     }
 
@@ -466,7 +494,7 @@ impl Gateway {
         let db = locked(&self.db);
         for (provider, id, session) in abandoned {
             let summary = session.summary(&self.config);
-            if let Err(e) = db.record_ussd_outcome(&provider, &id, "abandoned", &summary, None, now)
+            if let Err(e) = db.record_ussd_outcome(provider, &id, "abandoned", &summary, None, now)
             {
                 tracing::error!(error = %e, "recording an abandoned session failed");
             }

@@ -8,18 +8,19 @@
 //! - `/at/{secret}/sms` — incoming SMS (replies go out through the outbox);
 //! - `/at/{secret}/dlr` — delivery reports.
 
-use super::{authorized, e164, peer, AppState, Refusal, SendFuture, SendResult, SmsSender};
+use super::{authorized, e164, AppState, Peer, Refusal, SendFuture, SendResult, SmsSender};
 use crate::config::AfricasTalkingConfig;
 use crate::flow::Reply;
 use crate::gateway::{locked, now_ms, Gateway, Hop, SessionEnd};
 use crate::state::{DlrKey, OutboxSms, SmsStatus};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, Extensions, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const NAME: &str = "africastalking";
@@ -42,7 +43,7 @@ pub fn routes() -> Router<AppState> {
 fn form<T: serde::de::DeserializeOwned>(
     gw: &Gateway,
     secret: &str,
-    ext: &Extensions,
+    peer: Option<SocketAddr>,
     body: &[u8],
 ) -> Result<T, Refusal> {
     let allowed = gw
@@ -50,7 +51,7 @@ fn form<T: serde::de::DeserializeOwned>(
         .providers
         .africastalking
         .as_ref()
-        .is_some_and(|c| authorized(&c.auth, secret, peer(ext)));
+        .is_some_and(|c| authorized(&c.auth, secret, peer));
     if !allowed {
         return Err(Refusal::NotFound);
     }
@@ -100,10 +101,10 @@ fn plain(reply: &Reply) -> Response {
 async fn ussd(
     State(gw): State<AppState>,
     Path(secret): Path<String>,
-    ext: Extensions,
+    Peer(peer): Peer,
     body: Bytes,
 ) -> Response {
-    let form: UssdForm = match form(&gw, &secret, &ext, &body) {
+    let form: UssdForm = match form(&gw, &secret, peer, &body) {
         Ok(f) => f,
         Err(refusal) => return refusal.into_response(),
     };
@@ -144,10 +145,10 @@ struct EndForm {
 async fn session_end(
     State(gw): State<AppState>,
     Path(secret): Path<String>,
-    ext: Extensions,
+    Peer(peer): Peer,
     body: Bytes,
 ) -> Response {
-    let form: EndForm = match form(&gw, &secret, &ext, &body) {
+    let form: EndForm = match form(&gw, &secret, peer, &body) {
         Ok(f) => f,
         Err(refusal) => return refusal.into_response(),
     };
@@ -174,10 +175,10 @@ struct SmsForm {
 async fn incoming_sms(
     State(gw): State<AppState>,
     Path(secret): Path<String>,
-    ext: Extensions,
+    Peer(peer): Peer,
     body: Bytes,
 ) -> Response {
-    let form: SmsForm = match form(&gw, &secret, &ext, &body) {
+    let form: SmsForm = match form(&gw, &secret, peer, &body) {
         Ok(f) => f,
         Err(refusal) => return refusal.into_response(),
     };
@@ -220,10 +221,10 @@ struct DlrForm {
 async fn delivery_report(
     State(gw): State<AppState>,
     Path(secret): Path<String>,
-    ext: Extensions,
+    Peer(peer): Peer,
     body: Bytes,
 ) -> Response {
-    let form: DlrForm = match form(&gw, &secret, &ext, &body) {
+    let form: DlrForm = match form(&gw, &secret, peer, &body) {
         Ok(f) => f,
         Err(refusal) => return refusal.into_response(),
     };

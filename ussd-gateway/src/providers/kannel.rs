@@ -12,16 +12,17 @@
 //! The reply to an incoming SMS is the HTTP body; outside GSM-7 it carries
 //! `X-Kannel-Coding: 2`, or every such character would arrive as `?`.
 
-use super::{authorized, peer, raw_query, AppState, Refusal, SendFuture, SendResult, SmsSender};
+use super::{authorized, raw_query, AppState, Peer, Refusal, SendFuture, SendResult, SmsSender};
 use crate::config::KannelConfig;
 use crate::gateway::{locked, now_ms, Gateway};
 use crate::state::{DlrKey, OutboxSms, SmsStatus};
 use crate::text::{self, Encoding};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, Extensions, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const NAME: &str = "kannel";
@@ -36,7 +37,7 @@ pub fn routes() -> Router<AppState> {
 fn query(
     gw: &Gateway,
     secret: &str,
-    ext: &Extensions,
+    peer: Option<SocketAddr>,
     raw: Option<String>,
 ) -> Result<Vec<(String, Vec<u8>)>, Refusal> {
     let allowed = gw
@@ -44,7 +45,7 @@ fn query(
         .providers
         .kannel
         .as_ref()
-        .is_some_and(|c| authorized(&c.auth, secret, peer(ext)));
+        .is_some_and(|c| authorized(&c.auth, secret, peer));
     if !allowed {
         return Err(Refusal::NotFound);
     }
@@ -80,10 +81,10 @@ pub fn decode_text(bytes: &[u8], coding: &str, charset: &str) -> Result<String, 
 async fn incoming_sms(
     State(gw): State<AppState>,
     Path(secret): Path<String>,
-    ext: Extensions,
+    Peer(peer): Peer,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let q = match query(&gw, &secret, &ext, raw) {
+    let q = match query(&gw, &secret, peer, raw) {
         Ok(q) => q,
         Err(refusal) => return refusal.into_response(),
     };
@@ -128,10 +129,10 @@ async fn incoming_sms(
 async fn delivery_report(
     State(gw): State<AppState>,
     Path(secret): Path<String>,
-    ext: Extensions,
+    Peer(peer): Peer,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let q = match query(&gw, &secret, &ext, raw) {
+    let q = match query(&gw, &secret, peer, raw) {
         Ok(q) => q,
         Err(refusal) => return refusal.into_response(),
     };

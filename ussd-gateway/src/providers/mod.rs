@@ -98,10 +98,22 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The caller's address, when the server records it.
-pub fn peer(ext: &axum::http::Extensions) -> Option<SocketAddr> {
-    ext.get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0)
+/// The caller's address (for the source-IP allowlist), when the server
+/// records it; read without copying the request's other extensions.
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Peer, Self::Rejection> {
+        let info = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>();
+        Ok(Peer(info.map(|c| c.0)))
+    }
 }
 
 /// Percent-decodes a query component into raw bytes (Kannel's `%b` may be

@@ -8,12 +8,12 @@
 //! the answer is `<ussd><type>2</type><msg>...</msg></ussd>` (2 continue,
 //! 3 end).
 
-use super::{authorized, e164, peer, AppState};
+use super::{authorized, e164, AppState, Peer};
 use crate::flow::Reply;
 use crate::gateway::{Hop, SessionEnd};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, Extensions, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -122,7 +122,7 @@ fn xml(status: StatusCode, body: String) -> Response {
 async fn ussd(
     State(gw): State<AppState>,
     Path(secret): Path<String>,
-    ext: Extensions,
+    Peer(peer): Peer,
     body: Bytes,
 ) -> Response {
     let allowed = gw
@@ -130,7 +130,7 @@ async fn ussd(
         .providers
         .xml
         .as_ref()
-        .is_some_and(|c| authorized(&c.auth, &secret, peer(&ext)));
+        .is_some_and(|c| authorized(&c.auth, &secret, peer));
     if !allowed {
         return StatusCode::NOT_FOUND.into_response();
     }
