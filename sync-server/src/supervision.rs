@@ -70,17 +70,10 @@ impl SupervisionDb {
                 "SELECT id, outcome, flow, language, service, unit, ended_at FROM ussd_sessions
                  WHERE ended_at >= ?1 AND ended_at < ?2",
             )?
-            .query_map(params![from_ms as i64, to_ms as i64], |r| {
-                Ok(UssdSessionReport {
-                    id: r.get::<_, i64>(0)? as u64,
-                    outcome: r.get(1)?,
-                    flow: r.get(2)?,
-                    language: r.get(3)?,
-                    service: r.get(4)?,
-                    unit: r.get(5)?,
-                    ended_ms: r.get::<_, i64>(6)? as u64,
-                })
-            })?
+            .query_map(
+                params![from_ms as i64, to_ms as i64],
+                UssdSessionReport::from_row,
+            )?
             .collect()
     }
 }

@@ -312,22 +312,7 @@ pub async fn dial(callback: &str, session: &str, phone: &str, inputs: &[&str]) -
     let http = reqwest::Client::new();
     let mut screens = Vec::new();
     for n in 0..=inputs.len() {
-        let text = inputs[..n].join("*");
-        let form = [
-            ("sessionId", session),
-            ("serviceCode", "*123#"),
-            ("phoneNumber", phone),
-            ("text", &text),
-        ];
-        let body = http
-            .post(callback)
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = at_hop(&http, callback, session, phone, &inputs[..n]).await;
         let end = body.starts_with("END ");
         screens.push(body);
         if end {
@@ -335,6 +320,36 @@ pub async fn dial(callback: &str, session: &str, phone: &str, inputs: &[&str]) -
         }
     }
     screens
+}
+
+/// One USSD hop as Africa's Talking sends it: `text` holds every input so
+/// far, joined by `*`. Returns the answer (`CON ...` or `END ...`).
+pub async fn at_hop<S: AsRef<str>>(
+    http: &reqwest::Client,
+    callback: &str,
+    session: &str,
+    phone: &str,
+    inputs: &[S],
+) -> String {
+    let text = inputs
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join("*");
+    let form = [
+        ("sessionId", session),
+        ("serviceCode", "*123#"),
+        ("phoneNumber", phone),
+        ("text", &text),
+    ];
+    http.post(callback)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 /// The number in front of `name` on a menu screen.

@@ -9,7 +9,6 @@
 //! cargo bench -p guichet-ussd-gateway --bench ussd_load [-- --sessions 1000 --rounds 6]
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "bench-secret-0123456789";
@@ -122,39 +121,23 @@ async fn load(
     think: Duration,
     settled: &dyn Fn() -> bool,
 ) -> Tally {
-    let inputs: Arc<Vec<String>> = Arc::new(FLOW.iter().map(|s| s.to_string()).collect());
     let cpu_before = cpu_ms(&server.process);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(sessions);
     for s in 0..sessions {
-        let (http, url, inputs) = (server.http.clone(), server.url.clone(), inputs.clone());
-        let expect_end = server.expect_end;
+        let (http, url) = (server.http.clone(), server.url.clone());
+        let expect_end = server.expect_end();
         let session = format!("{label}-s{s}");
         tasks.push(tokio::spawn(async move {
             let phone = format!("+2217{:08}", s);
-            let mut times = Vec::with_capacity(inputs.len() + 1);
+            let mut times = Vec::with_capacity(FLOW.len() + 1);
             if !think.is_zero() {
                 // Callers dial over the first seconds, not all at once.
                 tokio::time::sleep(Duration::from_micros((s as u64 * 104_729) % 2_000_000)).await;
             }
-            for hop in 0..=inputs.len() {
-                let text = inputs[..hop].join("*");
-                let form = [
-                    ("sessionId", session.as_str()),
-                    ("phoneNumber", phone.as_str()),
-                    ("serviceCode", "*123#"),
-                    ("text", text.as_str()),
-                ];
+            for hop in 0..=FLOW.len() {
                 let t = Instant::now();
-                let body = http
-                    .post(&url)
-                    .form(&form)
-                    .send()
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap();
+                let body = guichet_e2e::at_hop(&http, &url, &session, &phone, &FLOW[..hop]).await;
                 times.push(t.elapsed());
                 if body.starts_with("END") {
                     assert!(body.contains(expect_end), "unexpected end: {body}");
@@ -168,7 +151,7 @@ async fn load(
             times
         }));
     }
-    let mut latencies = Vec::with_capacity(sessions * (inputs.len() + 1));
+    let mut latencies = Vec::with_capacity(sessions * (FLOW.len() + 1));
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
@@ -193,10 +176,21 @@ struct Server {
     name: String,
     process: Child,
     url: String,
-    /// What its END screen says.
-    expect_end: &'static str,
+    /// A gateway files a request per session; the bare handler does not.
+    files_requests: bool,
     /// Connections are kept from one run to the next, as a provider does.
     http: reqwest::Client,
+}
+
+impl Server {
+    /// What its END screen says.
+    fn expect_end(&self) -> &'static str {
+        if self.files_requests {
+            "reference"
+        } else {
+            "Thank you"
+        }
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -291,7 +285,7 @@ async fn main() {
         name: "bare axum END handler".into(),
         process,
         url,
-        expect_end: "Thank you",
+        files_requests: false,
         http: client(),
     }];
     // The SMS API answers as Africa's Talking does, so that each reference
@@ -312,7 +306,7 @@ async fn main() {
             name,
             process,
             url,
-            expect_end: "reference",
+            files_requests: true,
             http: client(),
         });
     }
@@ -321,7 +315,7 @@ async fn main() {
     let filed = std::sync::atomic::AtomicUsize::new(0);
     let sms_all_sent = || sms_sent.lock().unwrap().len() >= filed.load(Ordering::SeqCst);
     let run = async |server: &Server, label: &str, sessions: usize, think: Duration| {
-        if server.expect_end == "reference" {
+        if server.files_requests {
             filed.fetch_add(sessions, Ordering::SeqCst);
             load(server, label, sessions, think, &sms_all_sent).await
         } else {
@@ -375,7 +369,7 @@ async fn main() {
         let p99 = run(server, "paced", sessions, think)
             .await
             .report(&server.name);
-        if server.expect_end == "reference" {
+        if server.files_requests {
             worst_p99 = worst_p99.max(p99);
         }
     }

@@ -20,7 +20,7 @@ pub struct Gateway {
     pub db: Arc<Mutex<GatewayDb>>,
     pub(crate) sessions: Sessions,
     pub(crate) filing: Filing,
-    hop_records: HopRecords,
+    outcomes: Outcomes,
     pub(crate) menus: flow::Menus,
     /// The languages offered (code, own name), rendered once.
     pub(crate) languages: Vec<(String, String)>,
@@ -38,8 +38,8 @@ pub struct Filing(GroupCommit<FilingJob, Result<Reply, flow::FlowError>>);
 
 pub struct FilingJob {
     to_file: ToFile,
-    /// What the hop leaves besides the filing's own SMS.
-    record: HopRecord,
+    /// How the session went; the filing ends it.
+    outcome: Outcome,
 }
 
 type Filed = Result<(CaseId, String), guichet_core::Error>;
@@ -54,23 +54,22 @@ impl Filing {
         let commit = GroupCommit::start("guichet-filing", move |batch: Vec<FilingJob>| {
             let (news, rest): (Vec<NewCase>, Vec<_>) = batch
                 .into_iter()
-                .map(|job| (job.to_file.new, (job.to_file.after, job.record)))
+                .map(|job| (job.to_file.new, (job.to_file.after, job.outcome)))
                 .unzip();
             let stored = store_batch(&mut locked(&store), &news);
             let screens: Vec<_> = rest
                 .into_iter()
                 .zip(stored)
-                .map(|((after, mut record), stored)| {
-                    let (reply, outgoing) = flow::filed(&config, &catalog, after, stored)?;
-                    record.outgoing.extend(outgoing);
-                    Ok((reply, record))
+                .map(|((after, outcome), stored)| {
+                    let (reply, sms) = flow::filed(&config, &catalog, after, stored)?;
+                    Ok((reply, Ending { sms, outcome }))
                 })
                 .collect();
-            let records: Vec<&HopRecord> = screens
+            let endings: Vec<&Ending> = screens
                 .iter()
-                .filter_map(|s: &Result<_, flow::FlowError>| s.as_ref().ok().map(|(_, r)| r))
+                .filter_map(|s: &Result<_, flow::FlowError>| s.as_ref().ok().map(|(_, e)| e))
                 .collect();
-            let mut written = write_hop_records(&locked(&db), &records).into_iter();
+            let mut written = write_endings(&locked(&db), &endings).into_iter();
             screens
                 .into_iter()
                 .map(|screen| {
@@ -83,11 +82,11 @@ impl Filing {
         Ok(Filing(commit))
     }
 
-    /// Stores a new request durably, then queues its SMS and writes
-    /// `record`; returns the screen that names its reference.
-    pub async fn file(&self, to_file: ToFile, record: HopRecord) -> Result<Reply, flow::FlowError> {
+    /// Stores a new request durably, then queues its SMS and records the
+    /// session's `outcome`; returns the screen that names its reference.
+    pub async fn file(&self, to_file: ToFile, outcome: Outcome) -> Result<Reply, flow::FlowError> {
         self.0
-            .submit(FilingJob { to_file, record })
+            .submit(FilingJob { to_file, outcome })
             .await
             .unwrap_or(Err(flow::FlowError::Stopped("the filing writer")))
     }
@@ -116,53 +115,63 @@ fn store_batch(store: &mut Store, batch: &[NewCase]) -> Vec<Filed> {
 }
 
 /// What a USSD session leaves in gateway.db as it ends: the SMS it sends
-/// and how it went. Written by group commit, off the async workers.
-pub struct HopRecord {
-    outgoing: Vec<flow::Outgoing>,
+/// (a filing's reference) and how it went.
+struct Ending {
+    sms: Vec<flow::Outgoing>,
     outcome: Outcome,
 }
 
-struct Outcome {
+/// How a session ended well, for the figures.
+pub struct Outcome {
     provider: &'static str,
     session_id: String,
     summary: SessionSummary,
     at: u64,
 }
 
-pub struct HopRecords(GroupCommit<HopRecord, rusqlite::Result<()>>);
+/// The outcomes of sessions that end without a filing, written by group
+/// commit, off the async workers.
+pub struct Outcomes(GroupCommit<Outcome, rusqlite::Result<()>>);
 
-impl HopRecords {
-    pub fn start(db: Arc<Mutex<GatewayDb>>) -> std::io::Result<HopRecords> {
-        let commit = GroupCommit::start("guichet-hop-records", move |batch: Vec<HopRecord>| {
-            write_hop_records(&locked(&db), &batch.iter().collect::<Vec<_>>())
+impl Outcomes {
+    pub fn start(db: Arc<Mutex<GatewayDb>>) -> std::io::Result<Outcomes> {
+        let commit = GroupCommit::start("guichet-outcomes", move |batch: Vec<Outcome>| {
+            let endings: Vec<Ending> = batch
+                .into_iter()
+                .map(|outcome| Ending {
+                    sms: Vec::new(),
+                    outcome,
+                })
+                .collect();
+            write_endings(&locked(&db), &endings.iter().collect::<Vec<_>>())
         })?;
-        Ok(HopRecords(commit))
+        Ok(Outcomes(commit))
     }
 
-    async fn write(&self, record: HopRecord) -> Result<(), flow::FlowError> {
-        match self.0.submit(record).await {
+    async fn write(&self, outcome: Outcome) -> Result<(), flow::FlowError> {
+        match self.0.submit(outcome).await {
             Some(written) => Ok(written?),
-            None => Err(flow::FlowError::Stopped("the hop records writer")),
+            None => Err(flow::FlowError::Stopped("the outcomes writer")),
         }
     }
 }
 
-/// One transaction for all; if it fails, each alone. One result per record.
-fn write_hop_records(db: &GatewayDb, batch: &[&HopRecord]) -> Vec<rusqlite::Result<()>> {
-    match db.transaction(|| batch.iter().try_for_each(|r| record_hop(db, r))) {
+/// One transaction for all; if it fails, each alone. One result per ending.
+fn write_endings(db: &GatewayDb, batch: &[&Ending]) -> Vec<rusqlite::Result<()>> {
+    match db.transaction(|| batch.iter().try_for_each(|e| write_ending(db, e))) {
         Ok(()) => batch.iter().map(|_| Ok(())).collect(),
         Err(_) => batch
             .iter()
-            .map(|r| db.transaction(|| record_hop(db, r)))
+            .map(|e| db.transaction(|| write_ending(db, e)))
             .collect(),
     }
 }
 
-fn record_hop(db: &GatewayDb, record: &HopRecord) -> rusqlite::Result<()> {
-    for sms in &record.outgoing {
+fn write_ending(db: &GatewayDb, ending: &Ending) -> rusqlite::Result<()> {
+    for sms in &ending.sms {
         db.enqueue_sms(&sms.event_key, &sms.phone, &sms.text, sms.at)?;
     }
-    let o = &record.outcome;
+    let o = &ending.outcome;
     db.record_ussd_outcome(
         o.provider,
         &o.session_id,
@@ -353,7 +362,7 @@ impl Gateway {
         let store = Arc::new(Mutex::new(store));
         let db = Arc::new(Mutex::new(db));
         Ok(Gateway {
-            hop_records: HopRecords::start(db.clone())?,
+            outcomes: Outcomes::start(db.clone())?,
             sessions: Sessions::default(),
             filing: Filing::start(config.clone(), catalog.clone(), store.clone(), db.clone())?,
             menus: flow::Menus::default(),
@@ -426,25 +435,22 @@ impl Gateway {
             }
             (None, _) => flow::start(&mut ctx)?,
         };
-        // A session's end is recorded with the SMS it sends; a filing (which
-        // ends its session) by the thread that stores the request.
+        // A session's end is recorded; a filing's (which ends its session)
+        // with its SMS, by the thread that stores the request.
         if reply.is_end() {
-            let record = HopRecord {
-                outgoing: Vec::new(),
-                outcome: Outcome {
-                    provider: hop.provider,
-                    session_id: hop.session_id.to_string(),
-                    summary: session.summary(&self.config),
-                    at: now,
-                },
+            let outcome = Outcome {
+                provider: hop.provider,
+                session_id: hop.session_id.to_string(),
+                summary: session.summary(&self.config),
+                at: now,
             };
             match ctx.to_file.take() {
                 Some(to_file) => {
-                    reply = self.filing.file(to_file, record).await?;
+                    reply = self.filing.file(to_file, outcome).await?;
                     self.sms_queued();
                     self.sessions.clear_draft(hop.phone);
                 }
-                None => self.hop_records.write(record).await?,
+                None => self.outcomes.write(outcome).await?,
             }
         }
         self.sessions.keep(hop, session, now, reply.is_end());
@@ -540,10 +546,11 @@ impl RateLimiter {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn new_case(phone: &str) -> NewCase {
+    /// A new health request of `phone` in Pire (unit-01).
+    pub(crate) fn new_case(phone: &str) -> NewCase {
         NewCase {
             service: "sante".into(),
             requester_phone: phone.into(),

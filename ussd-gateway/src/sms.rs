@@ -391,7 +391,7 @@ const NOTIFY_SLICE: usize = 200;
 pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
-    use guichet_core::{Channel, NewCase, Priority};
+    use crate::gateway::tests::new_case;
 
     /// A gateway on its own data in `dir`, with one service and unit.
     pub(crate) fn gateway(dir: &std::path::Path) -> Gateway {
@@ -423,22 +423,7 @@ pub(crate) mod tests {
         let ids = locked(&gw.store)
             .write(|w| {
                 (0..cases)
-                    .map(|i| {
-                        w.create_case(&NewCase {
-                            service: "sante".into(),
-                            requester_phone: format!("+22177{i:07}"),
-                            requester_name: String::new(),
-                            requester_language: "en".into(),
-                            locality: "Pire".into(),
-                            channel: Channel::Ussd,
-                            mediator: None,
-                            unit: "unit-01".into(),
-                            assignee: None,
-                            priority: Priority::Normal,
-                            description: String::new(),
-                            status: Status::Received,
-                        })
-                    })
+                    .map(|i| w.create_case(&new_case(&format!("+22177{i:07}"))))
                     .collect::<Result<Vec<_>, _>>()
             })
             .unwrap();

@@ -220,17 +220,10 @@ impl GatewayDb {
                 "SELECT id, outcome, flow, language, service, unit, at FROM ussd_outcomes
                  WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?
-            .query_map(params![after as i64, limit as i64], |r| {
-                Ok(UssdSessionReport {
-                    id: r.get::<_, i64>(0)? as u64,
-                    outcome: r.get(1)?,
-                    flow: r.get(2)?,
-                    language: r.get(3)?,
-                    service: r.get(4)?,
-                    unit: r.get(5)?,
-                    ended_ms: r.get::<_, i64>(6)? as u64,
-                })
-            })?
+            .query_map(
+                params![after as i64, limit as i64],
+                UssdSessionReport::from_row,
+            )?
             .collect()
     }
 
@@ -267,22 +260,20 @@ impl GatewayDb {
     /// Takes the SMS due now, marking them as being sent (durably, before
     /// any leaves), in one transaction.
     pub fn take_due_sms(&self, now: u64, limit: usize) -> Res<Vec<OutboxSms>> {
-        self.transaction(|| self.take_due_sms_now(now, limit))
-    }
-
-    fn take_due_sms_now(&self, now: u64, limit: usize) -> Res<Vec<OutboxSms>> {
-        let due: Vec<OutboxSms> = self
-            .conn
-            .prepare_cached(
-                "SELECT id, event_key, phone, text, status, attempts, provider_id, last_error FROM outbox
-                 WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
-            )?
-            .query_map(params![now as i64, limit as i64], outbox_row)?
-            .collect::<Res<_>>()?;
-        for sms in &due {
-            self.set_sms(sms.id, SmsStatus::Sending, None, None, now)?;
-        }
-        Ok(due)
+        self.transaction(|| {
+            let due: Vec<OutboxSms> = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, event_key, phone, text, status, attempts, provider_id, last_error FROM outbox
+                     WHERE status = 'queued' AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+                )?
+                .query_map(params![now as i64, limit as i64], outbox_row)?
+                .collect::<Res<_>>()?;
+            for sms in &due {
+                self.set_sms(sms.id, SmsStatus::Sending, None, None, now)?;
+            }
+            Ok(due)
+        })
     }
 
     pub fn sms(&self, id: i64) -> Res<Option<OutboxSms>> {

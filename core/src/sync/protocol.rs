@@ -78,6 +78,23 @@ pub struct UssdSessionReport {
     pub ended_ms: u64,
 }
 
+impl UssdSessionReport {
+    /// Reads a report from a row selecting, in this order: id, outcome,
+    /// flow, language, service, unit and when it ended (ms). The gateway
+    /// and the sync server each keep reports in a table of their own.
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UssdSessionReport> {
+        Ok(UssdSessionReport {
+            id: r.get::<_, i64>(0)? as u64,
+            outcome: r.get(1)?,
+            flow: r.get(2)?,
+            language: r.get(3)?,
+            service: r.get(4)?,
+            unit: r.get(5)?,
+            ended_ms: r.get::<_, i64>(6)? as u64,
+        })
+    }
+}
+
 /// Framed like every wire message: the schema first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UssdSessionReports {
