@@ -1,4 +1,5 @@
-//! USSD load: 1,000 concurrent sessions filing requests through the
+//! USSD load: 1,000 concurrent sessions of returning callers (their first
+//! dial is in the warm-up) filing requests through the
 //! Africa's Talking callback of a real gateway process, beside a bare axum
 //! handler answering a fixed `END` in its own process, measured in the same
 //! run. Every session ends with a new request stored durably (the case
@@ -6,7 +7,7 @@
 //! stand-in for Africa's Talking's messaging API. Prints figures and each
 //! server's CPU time per hop; asserts nothing about time.
 //!
-//! cargo bench -p guichet-ussd-gateway --bench ussd_load [-- --sessions 1000 --rounds 6]
+//! cargo bench -p guichet-ussd-gateway --bench ussd_load [-- --sessions 1000 --rounds 12]
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -117,6 +118,7 @@ base_url = "{sms_api}"
 async fn load(
     server: &Server,
     label: &str,
+    flow: &Flow,
     sessions: usize,
     think: Duration,
     settled: &dyn Fn() -> bool,
@@ -126,19 +128,26 @@ async fn load(
     let mut tasks = Vec::with_capacity(sessions);
     for s in 0..sessions {
         let (http, url) = (server.http.clone(), server.url.clone());
+        let (inputs, expect_first) = (flow.inputs, server.expect_first(flow));
         let expect_end = server.expect_end();
         let session = format!("{label}-s{s}");
         tasks.push(tokio::spawn(async move {
             let phone = format!("+2217{:08}", s);
-            let mut times = Vec::with_capacity(FLOW.len() + 1);
+            let mut times = Vec::with_capacity(inputs.len() + 1);
             if !think.is_zero() {
                 // Callers dial over the first seconds, not all at once.
                 tokio::time::sleep(Duration::from_micros((s as u64 * 104_729) % 2_000_000)).await;
             }
-            for hop in 0..=FLOW.len() {
+            for hop in 0..=inputs.len() {
                 let t = Instant::now();
-                let body = guichet_e2e::at_hop(&http, &url, &session, &phone, &FLOW[..hop]).await;
+                let body = guichet_e2e::at_hop(&http, &url, &session, &phone, &inputs[..hop]).await;
                 times.push(t.elapsed());
+                if hop == 0 {
+                    assert!(
+                        body.contains(expect_first),
+                        "unexpected first screen: {body}"
+                    );
+                }
                 if body.starts_with("END") {
                     assert!(body.contains(expect_end), "unexpected end: {body}");
                 }
@@ -151,7 +160,7 @@ async fn load(
             times
         }));
     }
-    let mut latencies = Vec::with_capacity(sessions * (FLOW.len() + 1));
+    let mut latencies = Vec::with_capacity(sessions * (flow.inputs.len() + 1));
     for t in tasks {
         latencies.extend(t.await.unwrap());
     }
@@ -183,6 +192,15 @@ struct Server {
 }
 
 impl Server {
+    /// What its first screen says in `flow`.
+    fn expect_first(&self, flow: &Flow) -> &'static str {
+        if self.files_requests {
+            flow.first_screen
+        } else {
+            "Thank you"
+        }
+    }
+
     /// What its END screen says.
     fn expect_end(&self) -> &'static str {
         if self.files_requests {
@@ -261,9 +279,27 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e3
 }
 
-/// First dial, language (English is 7th), new request, service, locality,
-/// description, confirm: 7 hops, the last stores a case.
-const FLOW: [&str; 6] = ["7", "1", "1", "1", "Extrait de naissance", "1"];
+/// A session's inputs after the dial, and what a gateway's first screen says.
+struct Flow {
+    inputs: &'static [&'static str],
+    first_screen: &'static str,
+}
+
+/// A caller's first dial: language (English is 7th), new request, service,
+/// locality, description, confirm: 7 hops, the last stores a case. The
+/// warm-up's callers dial this way, and the gateway remembers their language.
+const FIRST_DIAL: Flow = Flow {
+    inputs: &["7", "1", "1", "1", "Extrait de naissance", "1"],
+    first_screen: "English",
+};
+
+/// The same callers again, as a deployment mostly serves them: main menu,
+/// new request, service, locality, description, confirm: 6 hops, the last
+/// stores a case.
+const RETURNING: Flow = Flow {
+    inputs: &["1", "1", "1", "Extrait de naissance", "1"],
+    first_screen: "New request",
+};
 
 #[tokio::main]
 async fn main() {
@@ -278,7 +314,7 @@ async fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    let (sessions, rounds) = (arg("--sessions", 1_000), arg("--rounds", 6));
+    let (sessions, rounds) = (arg("--sessions", 1_000), arg("--rounds", 12));
     let dir = tempfile::TempDir::new().unwrap();
     let (process, url) = start_bare(dir.path());
     let mut servers = vec![Server {
@@ -314,26 +350,28 @@ async fn main() {
     // reference SMS handed to the SMS API.
     let filed = std::sync::atomic::AtomicUsize::new(0);
     let sms_all_sent = || sms_sent.lock().unwrap().len() >= filed.load(Ordering::SeqCst);
-    let run = async |server: &Server, label: &str, sessions: usize, think: Duration| {
+    let run = async |server: &Server, label: &str, flow: &Flow, think: Duration| {
         if server.files_requests {
             filed.fetch_add(sessions, Ordering::SeqCst);
-            load(server, label, sessions, think, &sms_all_sent).await
+            load(server, label, flow, sessions, think, &sms_all_sent).await
         } else {
-            load(server, label, sessions, think, &|| true).await
+            load(server, label, flow, sessions, think, &|| true).await
         }
     };
     // Warm up: every connection the rounds use (kept alive from then on,
-    // as a provider keeps them), caches, the first pages of each database.
+    // as a provider keeps them), caches, the first pages of each database,
+    // and every caller's first dial: the rounds serve returning callers.
     for server in &servers {
-        run(server, "warm", sessions, Duration::ZERO).await;
+        run(server, "warm", &FIRST_DIAL, Duration::ZERO).await;
     }
-    println!("ussd_load: {sessions} concurrent sessions, 7 hops each, a new request stored durably per session");
+    println!("ussd_load: {sessions} concurrent sessions of returning callers, 6 hops each, a new request stored durably per session");
     println!(" saturation: every session hops as fast as answers come ({rounds} rounds each, taken in turns so that all servers meet the same machine)");
     let mut saturated: Vec<Tally> = servers.iter().map(|_| Tally::default()).collect();
     for round in 0..rounds {
         let mut rates = Vec::new();
         for (server, tally) in servers.iter().zip(&mut saturated) {
-            let tally_of_round = run(server, &format!("r{round}"), sessions, Duration::ZERO).await;
+            let tally_of_round =
+                run(server, &format!("r{round}"), &RETURNING, Duration::ZERO).await;
             rates.push(tally_of_round.rate());
             tally.add(tally_of_round);
         }
@@ -366,7 +404,7 @@ async fn main() {
     let think = Duration::from_millis(1_000);
     let mut worst_p99: f64 = 0.0;
     for server in &servers {
-        let p99 = run(server, "paced", sessions, think)
+        let p99 = run(server, "paced", &RETURNING, think)
             .await
             .report(&server.name);
         if server.files_requests {
