@@ -1,8 +1,7 @@
 //! USSD load: 1,000 concurrent sessions of returning callers (their first
-//! dial is in the warm-up) filing requests through the
-//! Africa's Talking callback of a real gateway process, beside a bare axum
-//! handler answering a fixed `END` in its own process, measured in the same
-//! run. Every session ends with a new request stored durably (the case
+//! dial is in the warm-up) filing requests through the Africa's Talking
+//! callback of a real gateway process, beside a bare axum handler answering
+//! a fixed `END` in its own process, measured in the same run. Every session ends with a new request stored durably (the case
 //! store syncs every commit) and its reference SMS handed to a local
 //! stand-in for Africa's Talking's messaging API. Prints figures and each
 //! server's CPU time per hop; asserts nothing about time.
@@ -128,8 +127,8 @@ async fn load(
     let mut tasks = Vec::with_capacity(sessions);
     for s in 0..sessions {
         let (http, url) = (server.http.clone(), server.url.clone());
-        let (inputs, expect_first) = (flow.inputs, server.expect_first(flow));
-        let expect_end = server.expect_end();
+        let inputs = flow.inputs;
+        let (expect_first, expect_end) = (server.says(flow.first_screen), server.says("reference"));
         let session = format!("{label}-s{s}");
         tasks.push(tokio::spawn(async move {
             let phone = format!("+2217{:08}", s);
@@ -192,19 +191,11 @@ struct Server {
 }
 
 impl Server {
-    /// What its first screen says in `flow`.
-    fn expect_first(&self, flow: &Flow) -> &'static str {
+    /// What a screen where a gateway says `gateway_text` says on this
+    /// server: the bare handler answers every hop the same.
+    fn says(&self, gateway_text: &'static str) -> &'static str {
         if self.files_requests {
-            flow.first_screen
-        } else {
-            "Thank you"
-        }
-    }
-
-    /// What its END screen says.
-    fn expect_end(&self) -> &'static str {
-        if self.files_requests {
-            "reference"
+            gateway_text
         } else {
             "Thank you"
         }

@@ -57,7 +57,7 @@ impl Filing {
                 .map(|job| (job.to_file.new, (job.to_file.after, job.outcome)))
                 .unzip();
             let stored = store_batch(&mut locked(&store), &news);
-            let screens: Vec<_> = rest
+            let screens: Vec<Result<(Reply, Ending), flow::FlowError>> = rest
                 .into_iter()
                 .zip(stored)
                 .map(|((after, outcome), stored)| {
@@ -65,18 +65,18 @@ impl Filing {
                     Ok((reply, Ending { sms, outcome }))
                 })
                 .collect();
-            let endings: Vec<&Ending> = screens
-                .iter()
-                .filter_map(|s: &Result<_, flow::FlowError>| s.as_ref().ok().map(|(_, e)| e))
-                .collect();
-            let mut written = write_endings(&locked(&db), &endings).into_iter();
+            let endings: Vec<&Ending> = screens.iter().flatten().map(|(_, e)| e).collect();
+            // The requests are stored: their callers get their references
+            // even if the SMS and outcomes could not be written.
+            for failed in write_endings(&locked(&db), &endings)
+                .into_iter()
+                .flat_map(Result::err)
+            {
+                tracing::error!(error = %failed, "queueing a filing's SMS failed");
+            }
             screens
                 .into_iter()
-                .map(|screen| {
-                    let (reply, _) = screen?;
-                    written.next().unwrap_or(Ok(()))?;
-                    Ok(reply)
-                })
+                .map(|screen| screen.map(|(reply, _)| reply))
                 .collect()
         })?;
         Ok(Filing(commit))

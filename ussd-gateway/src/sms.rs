@@ -299,48 +299,51 @@ impl Gateway {
             let store = locked(&self.store);
             let db = locked(&self.db);
             let notified = db.transaction(|| {
+                let mut queued = false;
                 for touched in slice {
-                    self.notify_case(&store, &db, touched)?;
+                    queued |= self.notify_case(&store, &db, touched)?;
                 }
                 db.set_meta("notify_position", slice[slice.len() - 1].position)?;
-                Ok::<_, flow::FlowError>(())
+                Ok::<_, flow::FlowError>(queued)
             });
-            if let Err(e) = notified {
-                return tracing::error!(error = %e, "status notifications failed");
+            match notified {
+                Ok(true) => self.sms_queued(),
+                Ok(false) => {}
+                Err(e) => return tracing::error!(error = %e, "status notifications failed"),
             }
-            self.sms_queued();
         }
     }
 
-    /// Texts the requester of a touched case if its status is news to them.
+    /// Texts the requester of a touched case if its status is news to them;
+    /// returns whether an SMS was queued.
     fn notify_case(
         &self,
         store: &Store,
         db: &GatewayDb,
         touched: &Touched,
-    ) -> Result<(), flow::FlowError> {
+    ) -> Result<bool, flow::FlowError> {
         // Purged or never materialised: nothing to tell.
         let Some(status) = touched.status else {
-            return Ok(());
+            return Ok(false);
         };
         let id = touched.id;
         let told = db.notified_status(id.as_i64())?;
         if !is_news(told, status) {
-            return Ok(());
+            return Ok(false);
         }
         let case = match store.case(id) {
             Ok(case) => case,
-            Err(guichet_core::Error::NotFound(_)) => return Ok(()),
+            Err(guichet_core::Error::NotFound(_)) => return Ok(false),
             Err(e) => return Err(e.into()),
         };
         // The case may have moved again since it was listed.
         if !is_news(told, case.status) {
-            return Ok(());
+            return Ok(false);
         }
         let status = case.status.code() as i64;
         db.set_notified(id.as_i64(), status)?;
         if db.stopped(&case.requester_phone)? {
-            return Ok(());
+            return Ok(false);
         }
         let lang = db
             .language(&case.requester_phone)?
@@ -369,8 +372,7 @@ impl Gateway {
             )
         };
         let key = format!("status:{}:{}:{}", case.id, status, case.updated_at.0);
-        db.enqueue_sms(&key, &case.requester_phone, &text, now_ms())?;
-        Ok(())
+        Ok(db.enqueue_sms(&key, &case.requester_phone, &text, now_ms())?)
     }
 }
 
