@@ -21,7 +21,6 @@ use axum::routing::post;
 use axum::Router;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 pub const NAME: &str = "africastalking";
 
@@ -249,23 +248,29 @@ async fn delivery_report(
 /// Sends through `POST {base}/version1/messaging`.
 pub struct Sender {
     config: AfricasTalkingConfig,
+    /// The messaging endpoint, or why `base_url` names none.
+    url: Result<reqwest::Url, String>,
     http: reqwest::Client,
 }
 
 impl Sender {
     pub fn new(config: AfricasTalkingConfig) -> Sender {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        Sender { config, http }
+        let url = format!(
+            "{}/version1/messaging",
+            config.base_url.trim_end_matches('/')
+        );
+        Sender {
+            url: reqwest::Url::parse(&url).map_err(|e| format!("base_url: {e}")),
+            config,
+            http: super::api_client(),
+        }
     }
 
     async fn send_one(&self, sms: &OutboxSms) -> SendResult {
-        let url = format!(
-            "{}/version1/messaging",
-            self.config.base_url.trim_end_matches('/')
-        );
+        let url = match &self.url {
+            Ok(url) => url.clone(),
+            Err(e) => return SendResult::Retry(e.clone()),
+        };
         let mut form = vec![
             ("username", self.config.username.as_str()),
             ("to", sms.phone.as_str()),
@@ -298,20 +303,53 @@ impl Sender {
                 body.chars().take(200).collect::<String>()
             ));
         }
-        let json: serde_json::Value = match serde_json::from_str(&body) {
-            Ok(v) => v,
-            Err(_) => return SendResult::Retry("unreadable answer".into()),
-        };
-        let recipient = &json["SMSMessageData"]["Recipients"][0];
-        let code = recipient["statusCode"].as_i64().unwrap_or(0);
-        let id = recipient["messageId"].as_str().map(String::from);
-        match code {
-            100..=102 => SendResult::Accepted(id),
-            // Insufficient balance, gateway and internal errors may pass.
-            405 | 500..=599 => SendResult::Retry(format!("status {code}: {}", recipient["status"])),
-            _ => SendResult::Refused(format!("status {code}: {}", recipient["status"])),
-        }
+        read_answer(&body)
     }
+}
+
+/// What a successful (2xx) answer of the messaging API says of the one
+/// recipient the gateway sends to.
+fn read_answer(body: &str) -> SendResult {
+    let Ok(answer) = serde_json::from_str::<MessagingAnswer>(body) else {
+        return SendResult::Retry("unreadable answer".into());
+    };
+    let data = answer.sms_message_data;
+    let Some(recipient) = data.recipients.into_iter().next() else {
+        return SendResult::Refused(format!("no recipient: {}", data.message));
+    };
+    let (code, status) = (recipient.status_code, recipient.status);
+    match code {
+        100..=102 => SendResult::Accepted(recipient.message_id),
+        // Insufficient balance, gateway and internal errors may pass.
+        405 | 500..=599 => SendResult::Retry(format!("status {code}: {status}")),
+        _ => SendResult::Refused(format!("status {code}: {status}")),
+    }
+}
+
+/// The messaging API's answer, as far as the gateway reads it.
+#[derive(serde::Deserialize)]
+struct MessagingAnswer {
+    #[serde(rename = "SMSMessageData")]
+    sms_message_data: MessageData,
+}
+
+#[derive(serde::Deserialize)]
+struct MessageData {
+    /// Why no recipient was tried, when none was ("InvalidSenderId").
+    #[serde(rename = "Message", default)]
+    message: String,
+    #[serde(rename = "Recipients", default)]
+    recipients: Vec<Recipient>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Recipient {
+    #[serde(default)]
+    status_code: i64,
+    #[serde(default)]
+    status: String,
+    message_id: Option<String>,
 }
 
 impl SmsSender for Sender {
@@ -326,7 +364,38 @@ impl SmsSender for Sender {
 
 #[cfg(test)]
 mod tests {
-    use super::latest_input;
+    use super::{latest_input, read_answer, SendResult};
+
+    #[test]
+    fn the_messaging_answer_tells_accepted_retry_and_refused_apart() {
+        let answer = |code: u32, status: &str| {
+            format!(
+                r#"{{"SMSMessageData":{{"Message":"Sent to 1/1 Total Cost: KES 0.8000",
+                "Recipients":[{{"statusCode":{code},"number":"+254711XXXYYY",
+                "status":"{status}","cost":"KES 0.8000","messageId":"ATPid_1"}}]}}}}"#
+            )
+        };
+        assert_eq!(
+            read_answer(&answer(101, "Success")),
+            SendResult::Accepted(Some("ATPid_1".into()))
+        );
+        assert_eq!(
+            read_answer(&answer(405, "InsufficientBalance")),
+            SendResult::Retry("status 405: InsufficientBalance".into())
+        );
+        assert_eq!(
+            read_answer(&answer(403, "InvalidPhoneNumber")),
+            SendResult::Refused("status 403: InvalidPhoneNumber".into())
+        );
+        assert_eq!(
+            read_answer(r#"{"SMSMessageData":{"Message":"InvalidSenderId","Recipients":[]}}"#),
+            SendResult::Refused("no recipient: InvalidSenderId".into())
+        );
+        assert_eq!(
+            read_answer("<html>"),
+            SendResult::Retry("unreadable answer".into())
+        );
+    }
 
     #[test]
     fn the_latest_input_follows_what_was_seen_even_with_stars_in_free_text() {

@@ -23,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 pub const NAME: &str = "kannel";
 
@@ -172,11 +171,10 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(config: KannelConfig) -> Sender {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        Sender { config, http }
+        Sender {
+            config,
+            http: super::api_client(),
+        }
     }
 
     async fn send_one(&self, sms: &OutboxSms) -> SendResult {

@@ -46,6 +46,17 @@ pub fn sms_sender(config: &Config) -> Option<Box<dyn SmsSender>> {
     }
 }
 
+/// The client a sender calls its provider's API with. Redirects are not
+/// followed: an SMS API answers where it is asked (a POST followed to
+/// elsewhere would become a GET, or reach a host nobody configured).
+fn api_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
 /// What happened to one send attempt.
 #[derive(Debug, PartialEq)]
 pub enum SendResult {
