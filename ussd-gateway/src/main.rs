@@ -196,7 +196,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     let db = GatewayDb::open(&config.data_dir.join("gateway.db")).map_err(|e| e.to_string())?;
     let sync = config.sync.clone();
     let listen = config.listen;
-    let sender = providers::sms_sender(&config);
+    let sender = providers::sms_sender(&config)?;
     let gw = Arc::new(
         Gateway::new(config, catalog, store, db)
             .map_err(|e| format!("cannot start the filing thread: {e}"))?,

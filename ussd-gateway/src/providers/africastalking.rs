@@ -200,7 +200,9 @@ async fn incoming_sms(
             );
             let queued = locked(&gw.db).enqueue_sms(&key, &from, &reply, now_ms());
             match queued {
-                Ok(_) => gw.sms_queued(),
+                Ok(true) => gw.sms_queued(),
+                // The provider retried a message already answered.
+                Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "queueing an SMS reply failed"),
             }
         }
@@ -248,29 +250,25 @@ async fn delivery_report(
 /// Sends through `POST {base}/version1/messaging`.
 pub struct Sender {
     config: AfricasTalkingConfig,
-    /// The messaging endpoint, or why `base_url` names none.
-    url: Result<reqwest::Url, String>,
+    /// The messaging endpoint.
+    url: reqwest::Url,
     http: reqwest::Client,
 }
 
 impl Sender {
-    pub fn new(config: AfricasTalkingConfig) -> Sender {
+    pub fn new(config: AfricasTalkingConfig) -> Result<Sender, String> {
         let url = format!(
             "{}/version1/messaging",
             config.base_url.trim_end_matches('/')
         );
-        Sender {
-            url: reqwest::Url::parse(&url).map_err(|e| format!("base_url: {e}")),
+        Ok(Sender {
+            url: super::api_url("providers.africastalking.base_url", &url)?,
             config,
             http: super::api_client(),
-        }
+        })
     }
 
     async fn send_one(&self, sms: &OutboxSms) -> SendResult {
-        let url = match &self.url {
-            Ok(url) => url.clone(),
-            Err(e) => return SendResult::Retry(e.clone()),
-        };
         let mut form = vec![
             ("username", self.config.username.as_str()),
             ("to", sms.phone.as_str()),
@@ -282,7 +280,7 @@ impl Sender {
         }
         let response = self
             .http
-            .post(url)
+            .post(self.url.clone())
             .header("apiKey", &self.config.api_key)
             .header("Accept", "application/json")
             .form(&form)

@@ -166,15 +166,18 @@ async fn delivery_report(
 /// Sends through Kannel's `sendsms` interface.
 pub struct Sender {
     config: KannelConfig,
+    /// The `sendsms` interface.
+    url: reqwest::Url,
     http: reqwest::Client,
 }
 
 impl Sender {
-    pub fn new(config: KannelConfig) -> Sender {
-        Sender {
+    pub fn new(config: KannelConfig) -> Result<Sender, String> {
+        Ok(Sender {
+            url: super::api_url("providers.kannel.sendsms_url", &config.sendsms_url)?,
             config,
             http: super::api_client(),
-        }
+        })
     }
 
     async fn send_one(&self, sms: &OutboxSms) -> SendResult {
@@ -203,13 +206,7 @@ impl Sender {
         }
         // reqwest percent-encodes every value: `+` in the number becomes
         // %2B (a bare `+` would arrive as a space: a wrong number).
-        let response = match self
-            .http
-            .get(&self.config.sendsms_url)
-            .query(&params)
-            .send()
-            .await
-        {
+        let response = match self.http.get(self.url.clone()).query(&params).send().await {
             Ok(r) => r,
             Err(e) => return SendResult::Retry(format!("network: {e}")),
         };

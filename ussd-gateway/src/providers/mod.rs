@@ -33,16 +33,30 @@ pub fn routes(config: &Config) -> Router<AppState> {
     router
 }
 
-/// The provider that sends outgoing SMS, as configured.
-pub fn sms_sender(config: &Config) -> Option<Box<dyn SmsSender>> {
-    match config.sms.provider.as_deref()? {
-        "africastalking" => Some(Box::new(africastalking::Sender::new(
-            config.providers.africastalking.clone()?,
-        ))),
-        "kannel" => Some(Box::new(kannel::Sender::new(
-            config.providers.kannel.clone()?,
-        ))),
-        _ => None,
+/// The provider that sends outgoing SMS, as configured; an error names a
+/// setting that cannot work (an API address that is no URL), so that the
+/// gateway refuses to start rather than fail every SMS later.
+pub fn sms_sender(config: &Config) -> Result<Option<Box<dyn SmsSender>>, String> {
+    let (Some(provider), providers) = (config.sms.provider.as_deref(), &config.providers) else {
+        return Ok(None);
+    };
+    Ok(
+        match (provider, &providers.africastalking, &providers.kannel) {
+            ("africastalking", Some(at), _) => {
+                Some(Box::new(africastalking::Sender::new(at.clone())?))
+            }
+            ("kannel", _, Some(kannel)) => Some(Box::new(kannel::Sender::new(kannel.clone())?)),
+            _ => None,
+        },
+    )
+}
+
+/// An API address from the configuration, parsed once: an http(s) URL.
+fn api_url(setting: &str, url: &str) -> Result<reqwest::Url, String> {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => Ok(parsed),
+        Ok(_) => Err(format!("{setting} is not an http(s) URL: {url}")),
+        Err(e) => Err(format!("{setting} is not a URL ({e}): {url}")),
     }
 }
 
@@ -181,6 +195,27 @@ pub fn e164(number: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{AfricasTalkingConfig, KannelConfig};
+
+    #[test]
+    fn an_sms_api_address_that_is_no_url_is_refused_at_start() {
+        let at = |base_url: &str| {
+            toml::from_str::<AfricasTalkingConfig>(&format!(
+                "secret = 's'\nusername = 'u'\napi_key = 'k'\nbase_url = '{base_url}'"
+            ))
+            .unwrap()
+        };
+        assert!(africastalking::Sender::new(at("http://127.0.0.1:9")).is_ok());
+        let refused = africastalking::Sender::new(at("api.africastalking.com")).err();
+        assert!(refused.is_some_and(|e| e.contains("providers.africastalking.base_url")));
+        let kannel = toml::from_str::<KannelConfig>(
+            "secret = 's'\nsendsms_url = 'localhost:13013'\nusername = 'u'\n\
+             password = 'p'\ncallback_base_url = 'http://127.0.0.1:8'",
+        )
+        .unwrap();
+        let refused = kannel::Sender::new(kannel).err();
+        assert!(refused.is_some_and(|e| e.contains("providers.kannel.sendsms_url")));
+    }
 
     #[test]
     fn query_values_decode_to_bytes() {
