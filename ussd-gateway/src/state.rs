@@ -6,6 +6,8 @@
 use guichet_core::sync::protocol::UssdSessionReport;
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::Path;
 
 const SCHEMA: &str = "
@@ -106,7 +108,14 @@ pub struct OutboxSms {
 
 pub struct GatewayDb {
     conn: Connection,
+    /// Each phone's language as last read or written (None: not chosen
+    /// yet), so that a returning caller's first screen does not query the
+    /// file. Emptied when it holds `LANGUAGES_KEPT` phones.
+    languages: RefCell<HashMap<String, Option<String>>>,
 }
+
+/// About 5 MB of phone numbers: a busy week's callers.
+const LANGUAGES_KEPT: usize = 50_000;
 
 type Res<T> = rusqlite::Result<T>;
 
@@ -143,14 +152,21 @@ impl GatewayDb {
              WHERE status = 'sending'",
             [],
         )?;
-        Ok(GatewayDb { conn })
+        Ok(GatewayDb {
+            conn,
+            languages: RefCell::default(),
+        })
     }
 
-    /// Runs `work` as one transaction: one commit for many writes.
+    /// Runs `work` as one transaction: one commit for many writes. Work
+    /// started inside a transaction joins it.
     pub fn transaction<T, E: From<rusqlite::Error>>(
         &self,
         work: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
+        if !self.conn.is_autocommit() {
+            return work();
+        }
         let tx = self.conn.unchecked_transaction()?;
         let out = work()?;
         tx.commit()?;
@@ -158,12 +174,25 @@ impl GatewayDb {
     }
 
     pub fn language(&self, phone: &str) -> Res<Option<String>> {
-        Ok(self
+        if let Some(known) = self.languages.borrow().get(phone) {
+            return Ok(known.clone());
+        }
+        let language = self
             .conn
             .prepare_cached("SELECT language FROM phones WHERE phone = ?1")?
             .query_row([phone], |r| r.get::<_, Option<String>>(0))
             .optional()?
-            .flatten())
+            .flatten();
+        if !self.conn.is_autocommit() {
+            // Inside a transaction: what it reads may yet be rolled back.
+            return Ok(language);
+        }
+        let mut languages = self.languages.borrow_mut();
+        if languages.len() >= LANGUAGES_KEPT {
+            languages.clear();
+        }
+        languages.insert(phone.to_string(), language.clone());
+        Ok(language)
     }
 
     pub fn set_language(&self, phone: &str, language: &str) -> Res<()> {
@@ -173,6 +202,9 @@ impl GatewayDb {
                  ON CONFLICT(phone) DO UPDATE SET language = excluded.language",
             )?
             .execute([phone, language])?;
+        // Read again from the file next time: this write may yet be rolled
+        // back with a transaction around it.
+        self.languages.borrow_mut().remove(phone);
         Ok(())
     }
 
@@ -575,5 +607,27 @@ mod tests {
         db.set_stopped("+2217", true).unwrap();
         assert_eq!(db.language("+2217").unwrap().as_deref(), Some("wo"));
         assert!(db.stopped("+2217").unwrap());
+    }
+
+    /// Languages are kept in memory once read; a change, or a change
+    /// rolled back, is never hidden by what was kept.
+    #[test]
+    fn a_kept_language_follows_every_change() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = GatewayDb::open(&dir.path().join("gateway.db")).unwrap();
+        assert_eq!(db.language("+2217").unwrap(), None, "not chosen yet");
+        db.set_language("+2217", "wo").unwrap();
+        assert_eq!(db.language("+2217").unwrap().as_deref(), Some("wo"));
+        db.set_language("+2217", "ff").unwrap();
+        assert_eq!(db.language("+2217").unwrap().as_deref(), Some("ff"));
+        let rolled_back = db.transaction(|| {
+            db.set_language("+2217", "bm")?;
+            assert_eq!(db.language("+2217")?.as_deref(), Some("bm"));
+            Err::<(), _>(rusqlite::Error::InvalidQuery)
+        });
+        assert!(rolled_back.is_err());
+        assert_eq!(db.language("+2217").unwrap().as_deref(), Some("ff"));
+        let reopened = GatewayDb::open(&dir.path().join("gateway.db")).unwrap();
+        assert_eq!(reopened.language("+2217").unwrap().as_deref(), Some("ff"));
     }
 }
