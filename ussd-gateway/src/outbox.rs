@@ -21,50 +21,43 @@ pub fn backoff(attempts: u32) -> u64 {
 /// How many messages are taken, and in flight, at once.
 const BATCH: usize = 32;
 
-/// Sends every due message once; returns how many were attempted. The
-/// batch is marked as being sent in one transaction, sent concurrently
-/// (each phone's messages one after another, in order), and its results
-/// recorded in one transaction.
-pub async fn drain(gw: &Arc<Gateway>, sender: &dyn SmsSender) -> usize {
-    let taken = {
-        let gw = gw.clone();
-        tokio::task::spawn_blocking(move || locked(&gw.db).take_due_sms(now_ms(), BATCH)).await
-    };
-    let due = match taken {
-        Ok(Ok(due)) => due,
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "reading the outbox failed");
-            return 0;
-        }
-        Err(_) => return 0,
-    };
-    if due.is_empty() {
-        return 0;
-    }
-    let results = send_all(sender, &due).await;
-    let attempted = due.len();
+/// One batch sent, with each message's result.
+type Sent = Vec<(OutboxSms, SendResult)>;
+
+/// Records the results of the batch just sent and takes the next batch,
+/// marked as being sent, in one transaction: one commit per batch. Results
+/// that could not be recorded are handed back, to be recorded next turn;
+/// meanwhile their messages stay marked as being sent, never sent twice.
+async fn record_and_take(
+    gw: &Arc<Gateway>,
+    name: &'static str,
+    sent: Sent,
+) -> (Vec<OutboxSms>, Sent) {
     let gw = gw.clone();
-    let name = sender.name();
-    let recorded = tokio::task::spawn_blocking(move || {
+    let turn = tokio::task::spawn_blocking(move || {
         let db = locked(&gw.db);
         let max = gw.config.sms.max_attempts;
         let now = now_ms();
-        db.transaction(|| {
-            for (sms, result) in due.iter().zip(results) {
+        let taken = db.transaction(|| {
+            for (sms, result) in &sent {
                 record(&db, name, max, sms, result, now)?;
             }
-            Ok::<_, rusqlite::Error>(())
-        })
+            db.take_due_sms(now, BATCH)
+        });
+        (taken, sent)
     })
     .await;
-    // If recording fails, the batch stays marked as being sent: such
-    // messages are never sent twice.
-    match recorded {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "recording SMS attempts failed"),
-        Err(e) => tracing::error!(error = %e, "recording SMS attempts stopped"),
+    match turn {
+        Ok((Ok(due), _)) => (due, Sent::new()),
+        Ok((Err(e), sent)) => {
+            tracing::error!(error = %e, "recording SMS attempts or reading the outbox failed");
+            (Vec::new(), sent)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording SMS attempts or reading the outbox stopped");
+            (Vec::new(), Sent::new())
+        }
     }
-    attempted
 }
 
 /// Sends `due`; the results in the same order. Phones are served
@@ -97,7 +90,7 @@ fn record(
     name: &str,
     max_attempts: u32,
     sms: &OutboxSms,
-    result: SendResult,
+    result: &SendResult,
     now: u64,
 ) -> rusqlite::Result<()> {
     let (id, attempts) = (sms.id, sms.attempts);
@@ -105,11 +98,11 @@ fn record(
         SendResult::Accepted(provider_id) => db.sms_sent(id, name, provider_id.as_deref(), now),
         SendResult::Retry(why) if attempts + 1 < max_attempts => {
             tracing::warn!(sms = id, attempt = attempts + 1, %why, "SMS not sent, will retry");
-            db.sms_attempt_failed(id, &why, Some(now + backoff(attempts)), now)
+            db.sms_attempt_failed(id, why, Some(now + backoff(attempts)), now)
         }
         SendResult::Retry(why) | SendResult::Refused(why) => {
             tracing::warn!(sms = id, %why, "SMS given up");
-            db.sms_attempt_failed(id, &why, None, now)
+            db.sms_attempt_failed(id, why, None, now)
         }
     }
 }
@@ -123,11 +116,20 @@ pub async fn run(gw: Arc<Gateway>, sender: Arc<dyn SmsSender>) {
     run_resting(gw, sender, IDLE_PAUSE).await
 }
 
+/// Each batch is marked as being sent in one transaction, sent
+/// concurrently (each phone's messages one after another, in order), and
+/// its results recorded in the transaction that takes the next.
 async fn run_resting(gw: Arc<Gateway>, sender: Arc<dyn SmsSender>, idle_pause: Duration) {
+    let mut sent = Sent::new();
     loop {
-        if drain(&gw, sender.as_ref()).await == 0 {
+        let (due, unrecorded) = record_and_take(&gw, sender.name(), sent).await;
+        sent = unrecorded;
+        if due.is_empty() {
             gw.wait_for_sms(idle_pause).await;
+            continue;
         }
+        let results = send_all(sender.as_ref(), &due).await;
+        sent.extend(due.into_iter().zip(results));
     }
 }
 
@@ -226,6 +228,33 @@ mod tests {
         let woken = tokio::time::timeout(Duration::from_secs(30), sent).await;
         outbox.abort();
         assert!(woken.is_ok(), "the queued SMS was sent without the pause");
+    }
+
+    #[tokio::test]
+    async fn results_that_could_not_be_recorded_are_recorded_next_turn() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let gw = Arc::new(crate::sms::tests::gateway(dir.path()));
+        let queued = locked(&gw.db).enqueue_sms("created:1", "+221770000001", "hello", 0);
+        assert!(queued.unwrap());
+        let (due, unrecorded) = record_and_take(&gw, "recorder", Sent::new()).await;
+        assert!(unrecorded.is_empty());
+        let id = due[0].id;
+        let sent: Sent = due
+            .into_iter()
+            .map(|sms| (sms, SendResult::Accepted(Some("p1".into()))))
+            .collect();
+        // Another writer holds the file for longer than the busy timeout.
+        let other = rusqlite::Connection::open(dir.path().join("gateway.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let (due, unrecorded) = record_and_take(&gw, "recorder", sent).await;
+        assert!(due.is_empty());
+        assert_eq!(unrecorded.len(), 1, "the result is handed back");
+        let status = |gw: &Gateway| locked(&gw.db).sms(id).unwrap().unwrap().status;
+        assert_eq!(status(&gw), SmsStatus::Sending, "never sent twice");
+        other.execute_batch("ROLLBACK").unwrap();
+        let (_, unrecorded) = record_and_take(&gw, "recorder", unrecorded).await;
+        assert!(unrecorded.is_empty());
+        assert_eq!(status(&gw), SmsStatus::Sent);
     }
 
     #[test]
