@@ -752,6 +752,45 @@ fn text_search_follows_edits_and_merges() {
     }
 }
 
+/// A replica that drops its text index refuses text searches, stays so
+/// across a restart, and once it keeps the index again finds every case as
+/// it is now, written or edited meanwhile included.
+#[test]
+fn a_dropped_text_index_is_rebuilt_when_kept_again() {
+    let dir = TempDir::new().unwrap();
+    let mut s = store(&dir, 1);
+    let before = s
+        .write(|w| w.create_case(&new_case("Awa Diop", "Thiès")))
+        .unwrap();
+    let search = |s: &Store, text: &str| {
+        let q = CaseQuery {
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        s.list_cases(&q).map(|found| found.len())
+    };
+    assert_eq!(search(&s, "diop").unwrap(), 1);
+    s.keep_text_index(false).unwrap();
+    assert!(matches!(search(&s, "diop"), Err(Error::InvalidInput(_))));
+    s.write(|w| w.update(before, &[(Field::RequesterName, Value::text("Awa Ndiaye"))]))
+        .unwrap();
+    s.write(|w| w.create_case(&new_case("Binta Sow", "Pout")))
+        .unwrap();
+    drop(s);
+    let mut s = store(&dir, 1);
+    assert!(
+        matches!(search(&s, "sow"), Err(Error::InvalidInput(_))),
+        "still dropped after a restart"
+    );
+    s.keep_text_index(true).unwrap();
+    assert_eq!(search(&s, "ndiaye").unwrap(), 1);
+    assert_eq!(search(&s, "sow").unwrap(), 1);
+    assert_eq!(search(&s, "diop").unwrap(), 0, "the old name is gone");
+    s.write(|w| w.create_case(&new_case("Coumba Fall", "Pire")))
+        .unwrap();
+    assert_eq!(search(&s, "fall").unwrap(), 1, "kept again for new cases");
+}
+
 #[test]
 fn histories_tell_when_a_case_was_received_resolved_reopened_rated_and_asked_about() {
     let dir = TempDir::new().unwrap();

@@ -191,8 +191,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             "set standalone_replica (trying it out) or a [sync] section (a deployment)",
         )?,
     };
-    let store =
+    let mut store =
         Store::open(config.data_dir.join("cases.db"), replica_number).map_err(|e| e.to_string())?;
+    // Citizens find cases by reference, never by text: no text index to
+    // write with each request, no second copy of names and descriptions.
+    store.keep_text_index(false).map_err(|e| e.to_string())?;
     let db = GatewayDb::open(&config.data_dir.join("gateway.db")).map_err(|e| e.to_string())?;
     let sync = config.sync.clone();
     let listen = config.listen;

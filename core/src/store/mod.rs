@@ -87,6 +87,8 @@ pub(crate) struct ReplicaState {
     pub next_reference: u64,
     pub clock_offset_ms: i64,
     pub store_id: i64,
+    /// Whether `cases_fts` is kept (see `Store::keep_text_index`).
+    pub text_index: bool,
 }
 
 impl Store {
@@ -173,6 +175,25 @@ impl Store {
 
     pub fn replica(&self) -> ReplicaId {
         self.replica
+    }
+
+    /// Keeps or drops the text index that `CaseQuery::text` searches. A
+    /// replica nobody searches (the USSD gateway's) saves writing it with
+    /// every case, and holds no second copy of names and descriptions.
+    /// Kept again, it is rebuilt from the cases. The choice is stored.
+    pub fn keep_text_index(&mut self, keep: bool) -> Result<()> {
+        if keep == self.state.text_index {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let command = if keep { "rebuild" } else { "delete-all" };
+        tx.execute("INSERT INTO cases_fts(cases_fts) VALUES (?1)", [command])?;
+        set_meta(&tx, TEXT_INDEX, keep as i64)?;
+        tx.commit()?;
+        self.state.text_index = keep;
+        Ok(())
     }
 
     /// A random number drawn when this store file was created: tells one
@@ -474,6 +495,9 @@ fn prepare_connection(conn: &mut Connection, existed: bool) -> rusqlite::Result<
     Ok(())
 }
 
+/// Meta key: 0 once the text index is no longer kept.
+const TEXT_INDEX: &str = "text_index";
+
 fn meta<T: rusqlite::types::FromSql>(conn: &Connection, key: &str) -> Result<Option<T>> {
     Ok(conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -511,5 +535,6 @@ fn load_state(conn: &Connection) -> Result<ReplicaState> {
                 id
             }
         },
+        text_index: meta::<i64>(conn, TEXT_INDEX)?.unwrap_or(1) == 1,
     })
 }

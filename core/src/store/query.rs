@@ -138,6 +138,11 @@ impl Store {
             filter(&mut sql, " AND updated_at > ?", Box::new(after.0 as i64));
         }
         if let Some(text) = query.text.as_deref() {
+            if !self.state.text_index {
+                return Err(Error::InvalidInput(
+                    "this replica keeps no text index to search".into(),
+                ));
+            }
             let Some(fts) = fts_query(text) else {
                 return Ok(Vec::new());
             };

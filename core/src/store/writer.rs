@@ -260,7 +260,7 @@ impl<'c> Writer<'c> {
     /// to it (the caller checks).
     pub(super) fn purge_case(&mut self, case: CaseId) -> Result<()> {
         self.rows.remove(&case);
-        fts_update(self.conn, FTS_REMOVE, &[case.as_i64()])?;
+        self.update_text_index(FTS_REMOVE, &[case.as_i64()])?;
         for sql in [
             "DELETE FROM cases WHERE case_id = ?1",
             "DELETE FROM ops WHERE case_id = ?1",
@@ -396,11 +396,11 @@ impl<'c> Writer<'c> {
                 stale.push(row.id.as_i64());
             }
         }
-        fts_update(self.conn, FTS_REMOVE, &stale)?;
+        self.update_text_index(FTS_REMOVE, &stale)?;
         for row in self.rows.values() {
             row.save(self.conn)?;
         }
-        fts_update(self.conn, FTS_ADD, &reindex)?;
+        self.update_text_index(FTS_ADD, &reindex)?;
         let mut stmt = self
             .conn
             .prepare_cached("INSERT OR REPLACE INTO replicas(replica, counter) VALUES (?1, ?2)")?;
@@ -430,18 +430,21 @@ const FTS_ADD: &str = "INSERT INTO cases_fts(rowid, requester_name, locality, de
     SELECT case_id, requester_name, locality, description FROM cases
     WHERE case_id IN (SELECT value FROM json_each(?1))";
 
-/// Runs one text-index statement for a whole set of cases (FTS5 flushes its
-/// pending work at every statement, so one statement per transaction).
-fn fts_update(conn: &Connection, sql: &str, ids: &[i64]) -> Result<()> {
-    if ids.is_empty() {
-        return Ok(());
+impl Writer<'_> {
+    /// Runs one text-index statement for a whole set of cases (FTS5 flushes
+    /// its pending work at every statement, so one statement per
+    /// transaction), if this replica keeps the index.
+    fn update_text_index(&self, sql: &str, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() || !self.state.text_index {
+            return Ok(());
+        }
+        let list = format!(
+            "[{}]",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        );
+        self.conn.prepare_cached(sql)?.execute([list])?;
+        Ok(())
     }
-    let list = format!(
-        "[{}]",
-        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-    );
-    conn.prepare_cached(sql)?.execute([list])?;
-    Ok(())
 }
 
 /// Applies one field write to a case row: the merge rule, then the shown
