@@ -193,13 +193,15 @@ pub struct Sessions {
     drafts: Mutex<HashMap<String, (String, u64)>>,
 }
 
+/// A session still going: one that ended, by our END or the provider's
+/// word, is forgotten at once (a hop on it would start afresh anyway), so
+/// that the map holds only the sessions going now.
 #[derive(Clone)]
 struct Live {
     phone: String,
     session: Session,
     seen_text: String,
     updated_at: u64,
-    finished: bool,
 }
 
 /// Runs `work`, which may wait on the disk (the case store syncs every
@@ -253,23 +255,25 @@ impl Sessions {
         locked(&self.live)
             .get(hop.provider)?
             .get(hop.session_id)
-            .filter(|l| {
-                !l.finished && l.phone == hop.phone && now.saturating_sub(l.updated_at) <= timeout
-            })
+            .filter(|l| l.phone == hop.phone && now.saturating_sub(l.updated_at) <= timeout)
             .map(|l| l.session.clone())
     }
 
-    /// Keeps a session as a hop left it (reusing its entry's strings).
+    /// Keeps a session as a hop left it (reusing its entry's strings), or
+    /// forgets it if the hop ended it.
     fn keep(&self, hop: &Hop<'_>, session: Session, now: u64, finished: bool) {
         let mut live = locked(&self.live);
         let of_provider = live.entry(hop.provider).or_default();
+        if finished {
+            of_provider.remove(hop.session_id);
+            return;
+        }
         match of_provider.get_mut(hop.session_id) {
             Some(l) => {
                 l.phone.replace_range(.., hop.phone);
                 l.seen_text.replace_range(.., hop.raw_text);
                 l.session = session;
                 l.updated_at = now;
-                l.finished = finished;
             }
             None => {
                 let l = Live {
@@ -277,24 +281,21 @@ impl Sessions {
                     session,
                     seen_text: hop.raw_text.to_string(),
                     updated_at: now,
-                    finished,
                 };
                 of_provider.insert(hop.session_id.to_string(), l);
             }
         }
     }
 
-    /// Marks a session over; its flow if it was still going.
+    /// Forgets a session the provider says is over; its flow if it was
+    /// still going.
     fn finish(&self, provider: &str, id: &str) -> Option<Session> {
         let mut live = locked(&self.live);
-        let l = live.get_mut(provider)?.get_mut(id)?;
-        let was_going = !l.finished;
-        l.finished = true;
-        was_going.then(|| l.session.clone())
+        live.get_mut(provider)?.remove(id).map(|l| l.session)
     }
 
     /// Forgets sessions idle since before `before`, and drafts older than
-    /// `draft_before`; returns those that never finished.
+    /// `draft_before`; returns the sessions forgotten, which never ended.
     fn expire(&self, before: u64, draft_before: u64) -> Vec<(&'static str, String, Session)> {
         let mut abandoned = Vec::new();
         for (provider, sessions) in locked(&self.live).iter_mut() {
@@ -302,9 +303,7 @@ impl Sessions {
                 if l.updated_at >= before {
                     return true;
                 }
-                if !l.finished {
-                    abandoned.push((*provider, id.clone(), l.session.clone()));
-                }
+                abandoned.push((*provider, id.clone(), l.session.clone()));
                 false
             });
         }
@@ -565,6 +564,43 @@ pub(crate) mod tests {
             description: String::new(),
             status: guichet_core::Status::Received,
         }
+    }
+
+    /// Only sessions still going are held: one ended by our END or by the
+    /// provider is forgotten at once, so its end is counted once, and only
+    /// sessions that never ended count as abandoned when they lapse.
+    #[test]
+    fn ended_sessions_are_forgotten_and_counted_once() {
+        let sessions = Sessions::default();
+        let hop = |id| Hop {
+            provider: "at",
+            session_id: id,
+            phone: "+221770000001",
+            input: None,
+            raw_text: "1*2",
+        };
+        let main = || crate::flow::Session {
+            lang: "wo".into(),
+            step: crate::flow::Step::Main,
+        };
+        for id in ["ended-by-us", "hung-up", "lapsed"] {
+            sessions.keep(&hop(id), main(), 0, false);
+            assert!(sessions.going(&hop(id), 1, 180_000).is_some());
+            assert_eq!(sessions.seen_text("at", id).as_deref(), Some("1*2"));
+        }
+        sessions.keep(&hop("ended-by-us"), main(), 2, true);
+        assert!(sessions.going(&hop("ended-by-us"), 3, 180_000).is_none());
+        assert_eq!(sessions.seen_text("at", "ended-by-us"), None);
+        assert!(
+            sessions.finish("at", "ended-by-us").is_none(),
+            "ended already"
+        );
+        assert!(sessions.finish("at", "hung-up").is_some());
+        assert!(sessions.finish("at", "hung-up").is_none(), "counted once");
+        let abandoned = sessions.expire(10, 0);
+        let ids: Vec<&str> = abandoned.iter().map(|(_, id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["lapsed"]);
+        assert!(sessions.expire(10, 0).is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! and of the timeline), `replicas` the version vector, `cases` the current
 //! state of each case (winning values, plus the merge heads as a small blob)
 //! with the indexes a tablet queries, `cases_fts` the accent-insensitive
-//! text index.
+//! text index (which a replica may drop: `Store::keep_text_index`).
 
 mod history;
 mod peer;
