@@ -716,6 +716,15 @@ fn invalid_new_cases_are_refused_with_a_reason() {
     }
 }
 
+/// How many cases a text search finds.
+fn text_search(s: &Store, text: &str) -> Result<usize, Error> {
+    let q = CaseQuery {
+        text: Some(text.into()),
+        ..Default::default()
+    };
+    s.list_cases(&q).map(|found| found.len())
+}
+
 #[test]
 fn text_search_follows_edits_and_merges() {
     let dir = TempDir::new().unwrap();
@@ -724,13 +733,7 @@ fn text_search_follows_edits_and_merges() {
     let id = a
         .write(|w| w.create_case(&new_case("Awa Diop", "Thiès")))
         .unwrap();
-    let found = |s: &Store, text: &str| {
-        let q = CaseQuery {
-            text: Some(text.into()),
-            ..Default::default()
-        };
-        s.list_cases(&q).unwrap().len()
-    };
+    let found = |s: &Store, text: &str| text_search(s, text).unwrap();
     a.write(|w| {
         let changes = [
             (Field::Description, Value::text("Certificat de résidence")),
@@ -762,13 +765,7 @@ fn a_dropped_text_index_is_rebuilt_when_kept_again() {
     let before = s
         .write(|w| w.create_case(&new_case("Awa Diop", "Thiès")))
         .unwrap();
-    let search = |s: &Store, text: &str| {
-        let q = CaseQuery {
-            text: Some(text.into()),
-            ..Default::default()
-        };
-        s.list_cases(&q).map(|found| found.len())
-    };
+    let search = text_search;
     assert_eq!(search(&s, "diop").unwrap(), 1);
     s.keep_text_index(false).unwrap();
     assert!(matches!(search(&s, "diop"), Err(Error::InvalidInput(_))));

@@ -1,7 +1,8 @@
 //! USSD load: 1,000 concurrent sessions of returning callers (their first
 //! dial is in the warm-up) filing requests through the Africa's Talking
 //! callback of a real gateway process, beside a bare axum handler answering
-//! a fixed `END` in its own process, measured in the same run. Every session ends with a new request stored durably (the case
+//! a fixed `END` in its own process, measured in the same run. Every
+//! session ends with a new request stored durably (the case
 //! store syncs every commit) and its reference SMS handed to a local
 //! stand-in for Africa's Talking's messaging API. Prints figures and each
 //! server's CPU time per hop; asserts nothing about time.

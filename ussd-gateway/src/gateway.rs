@@ -259,15 +259,10 @@ impl Sessions {
             .map(|l| l.session.clone())
     }
 
-    /// Keeps a session as a hop left it (reusing its entry's strings), or
-    /// forgets it if the hop ended it.
-    fn keep(&self, hop: &Hop<'_>, session: Session, now: u64, finished: bool) {
+    /// Keeps a session as a hop left it (reusing its entry's strings).
+    fn keep(&self, hop: &Hop<'_>, session: Session, now: u64) {
         let mut live = locked(&self.live);
         let of_provider = live.entry(hop.provider).or_default();
-        if finished {
-            of_provider.remove(hop.session_id);
-            return;
-        }
         match of_provider.get_mut(hop.session_id) {
             Some(l) => {
                 l.phone.replace_range(.., hop.phone);
@@ -287,8 +282,8 @@ impl Sessions {
         }
     }
 
-    /// Forgets a session the provider says is over; its flow if it was
-    /// still going.
+    /// Forgets a session that is over (our END, or the provider's word);
+    /// its flow if it was still going.
     fn finish(&self, provider: &str, id: &str) -> Option<Session> {
         let mut live = locked(&self.live);
         live.get_mut(provider)?.remove(id).map(|l| l.session)
@@ -452,7 +447,11 @@ impl Gateway {
                 None => self.outcomes.write(outcome).await?,
             }
         }
-        self.sessions.keep(hop, session, now, reply.is_end());
+        if reply.is_end() {
+            self.sessions.finish(hop.provider, hop.session_id);
+        } else {
+            self.sessions.keep(hop, session, now);
+        }
         Ok(reply)
     }
 
@@ -584,11 +583,12 @@ pub(crate) mod tests {
             step: crate::flow::Step::Main,
         };
         for id in ["ended-by-us", "hung-up", "lapsed"] {
-            sessions.keep(&hop(id), main(), 0, false);
+            sessions.keep(&hop(id), main(), 0);
             assert!(sessions.going(&hop(id), 1, 180_000).is_some());
             assert_eq!(sessions.seen_text("at", id).as_deref(), Some("1*2"));
         }
-        sessions.keep(&hop("ended-by-us"), main(), 2, true);
+        // What our END does.
+        sessions.finish("at", "ended-by-us");
         assert!(sessions.going(&hop("ended-by-us"), 3, 180_000).is_none());
         assert_eq!(sessions.seen_text("at", "ended-by-us"), None);
         assert!(
