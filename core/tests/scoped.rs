@@ -1,6 +1,6 @@
 //! Devices that hold only their units' cases, syncing through a server.
 
-use guichet_core::sync::protocol::{DeviceReport, SyncRequest, SyncResponse};
+use guichet_core::sync::protocol::{SyncRequest, SyncResponse};
 use guichet_core::{
     CaseId, CaseQuery, Channel, Error, EventKind, Field, NewCase, Priority, Scope, Status, Store,
     Value,
@@ -38,16 +38,7 @@ fn device(dir: &TempDir, replica: u32, scope: Scope) -> Device {
 
 /// A request as the sync client makes it.
 fn request(d: &Device, upload: usize) -> SyncRequest {
-    SyncRequest::new(
-        d.store.sync_cursor(SERVER).unwrap(),
-        d.store.pending_ops(SERVER, upload).unwrap(),
-        15,
-    )
-    .with_device(DeviceReport {
-        counter: d.store.version_vector().get(&d.store.replica()),
-        app_version: "test".into(),
-        last_error: None,
-    })
+    d.store.sync_request(SERVER, upload, 15, "test").unwrap()
 }
 
 /// One request/response; the response may be lost on the way back.

@@ -672,7 +672,7 @@ fn a_version_1_store_is_upgraded_in_place_and_keeps_its_cases() {
     };
     // Make it what an older app left: version 1, without the sync table.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE sync_state; DROP TABLE peer_cases; DROP TABLE leaving_cases; DROP TABLE quarantine; DROP TABLE refused_ops; PRAGMA user_version = 1;")
+    conn.execute_batch("DROP TABLE sync_state; DROP TABLE peer_cases; DROP TABLE leaving_cases; DROP TABLE quarantine; DROP TABLE refused_ops; DROP TABLE peer_scopes; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
     let mut s = Store::open(&path, 3).unwrap();

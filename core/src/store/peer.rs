@@ -15,7 +15,9 @@ use crate::error::{BatchError, Result};
 use crate::ids::{CaseId, Dot, ReplicaId};
 use crate::model::Field;
 use crate::op::{Op, OpBody};
-use crate::sync::protocol::{QuarantineReport, SyncRequest, SyncResponse};
+use crate::sync::protocol::{
+    DeviceReport, QuarantineReport, ScopeToken, SyncRequest, SyncResponse, MAX_REPORT_TEXT,
+};
 use crate::ApplyOutcome;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::hash_map::Entry;
@@ -38,6 +40,55 @@ impl Scope {
             Scope::Units(units) => units.iter().any(|u| u == unit),
         }
     }
+
+    /// A stable text form (units sorted), to remember what a device holds.
+    fn to_text(&self) -> String {
+        match self {
+            Scope::All => "*".into(),
+            Scope::Units(units) => {
+                let mut units = units.clone();
+                units.sort();
+                units.dedup();
+                units.join("\n")
+            }
+        }
+    }
+
+    fn from_text(text: &str) -> Scope {
+        match text {
+            "*" => Scope::All,
+            "" => Scope::Units(Vec::new()),
+            units => Scope::Units(units.split('\n').map(str::to_string).collect()),
+        }
+    }
+
+    /// Every unit of either.
+    fn union(&self, other: &Scope) -> Scope {
+        match (self, other) {
+            (Scope::Units(a), Scope::Units(b)) => {
+                Scope::Units(a.iter().chain(b).cloned().collect())
+            }
+            _ => Scope::All,
+        }
+    }
+
+    /// The units of both.
+    fn intersection(&self, other: &Scope) -> Scope {
+        match (self, other) {
+            (Scope::All, s) | (s, Scope::All) => s.clone(),
+            (Scope::Units(a), b) => {
+                Scope::Units(a.iter().filter(|u| b.contains(u)).cloned().collect())
+            }
+        }
+    }
+
+    /// Names the scope in a `ScopeToken`: FNV-1a of its text form, the
+    /// same in every process and release.
+    fn token(&self) -> u64 {
+        self.to_text().bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
 }
 
 /// Where the time of one exchange went, for logs and metrics.
@@ -56,6 +107,8 @@ pub struct PeerChanges {
     pub cursor: u64,
     pub more: bool,
     pub removed: Vec<CaseId>,
+    /// Where the device stands in taking its scope.
+    pub scope: Option<ScopeToken>,
 }
 
 /// Rows of the arrival order read per query while scanning for a device.
@@ -174,6 +227,7 @@ impl Store {
             peer,
             scope,
             request.cursor,
+            request.device.as_ref(),
             request.max_ops as usize,
             max_bytes,
         )?;
@@ -191,6 +245,7 @@ impl Store {
             more: changes.more,
             removed: changes.removed,
             quarantine,
+            scope: request.device.as_ref().and(changes.scope),
         };
         let times = ServeTimes {
             merging: merged - started,
@@ -232,13 +287,18 @@ impl Store {
                 let mut held_back = unapplied.clone();
                 for op in ops {
                     if op.dot.counter <= w.held_counter(op.dot.actor) {
-                        // Sent before and quarantined; the answer was lost.
-                        if let Some(kept) = w.quarantined_op(op.dot)? {
-                            if kept != *op {
-                                return Err(BatchError::ConflictingDuplicate(op.dot).into());
+                        // Sent before (the answer was lost): taken then,
+                        // whatever its scope is now; only checked the same.
+                        match w.quarantined_op(op.dot)? {
+                            Some(kept) if kept != *op => {
+                                return Err(BatchError::ConflictingDuplicate(op.dot).into())
                             }
-                            continue;
+                            Some(_) => {}
+                            None => {
+                                w.receive(op)?;
+                            }
                         }
+                        continue;
                     }
                     let dependency = op.dependencies().find(|d| held_back.contains(d));
                     let reason = match (refused.get(&op.dot), dependency) {
@@ -275,18 +335,27 @@ impl Store {
         ))
     }
 
-    /// Server side: what a device with `scope` lacks after `cursor`.
+    /// Server side: what a device with `scope` lacks after `cursor`; its
+    /// report says where it stands in taking its scope.
     pub fn changes_for_peer(
         &mut self,
         peer: ReplicaId,
         scope: &Scope,
         cursor: u64,
+        report: Option<&DeviceReport>,
         max_ops: usize,
         max_bytes: usize,
     ) -> Result<PeerChanges> {
         let tx = self.conn_mut().transaction()?;
-        let changes = scan_for_peer(&tx, peer, scope, cursor, max_ops.max(1), max_bytes)?;
+        let mut answer = Answer::new(cursor, max_ops.max(1), max_bytes);
+        let token = take_scope(&tx, peer, scope, report, &mut answer)?;
+        if !answer.full() {
+            scan_for_peer(&tx, peer, scope, &mut answer)?;
+        }
+        record_decisions(&tx, peer, &answer.decided, answer.out.cursor)?;
         tx.commit()?;
+        let mut changes = answer.out;
+        changes.scope = Some(token);
         Ok(changes)
     }
 
@@ -337,23 +406,65 @@ impl Store {
             }
             w.conn()
                 .prepare_cached(
-                    "INSERT INTO sync_state(peer, server_id, acked, cursor, quarantined)
-                     VALUES (?1, ?2, ?3, ?4, COALESCE(?5, 0))
+                    "INSERT INTO sync_state(peer, server_id, acked, cursor, quarantined, scope_hash,
+                       scope_after)
+                     VALUES (?1, ?2, ?3, ?4, COALESCE(?5, 0), ?6, ?7)
                      ON CONFLICT(peer) DO UPDATE SET server_id = excluded.server_id,
                        acked = max(acked, excluded.acked), cursor = excluded.cursor,
-                       quarantined = COALESCE(?5, quarantined)",
+                       quarantined = COALESCE(?5, quarantined),
+                       scope_hash = excluded.scope_hash, scope_after = excluded.scope_after",
                 )?
                 .execute(params![
                     peer,
                     response.server_id,
                     response.acked as i64,
                     response.cursor as i64,
-                    response.quarantine.as_ref().map(|q| q.held as i64)
+                    response.quarantine.as_ref().map(|q| q.held as i64),
+                    response.scope.map(|t| t.scope as i64),
+                    response.scope.and_then(|t| t.after)
                 ])?;
             Ok(outcome)
         })?;
         self.adopt_server_time(response.server_time_ms)?;
         Ok(outcome)
+    }
+
+    /// Device side: the next request to the server `peer`, with at most
+    /// `upload` own operations and asking for at most `download`.
+    pub fn sync_request(
+        &self,
+        peer: &str,
+        upload: usize,
+        download: u32,
+        app_version: &str,
+    ) -> Result<SyncRequest> {
+        let status = self.sync_status(peer)?;
+        let scope: Option<(Option<i64>, Option<i64>)> = self
+            .conn()
+            .query_row(
+                "SELECT scope_hash, scope_after FROM sync_state WHERE peer = ?1",
+                [peer],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let scope = scope.and_then(|(hash, after)| {
+            hash.map(|h| ScopeToken {
+                scope: h as u64,
+                after,
+            })
+        });
+        let report = DeviceReport {
+            counter: self.version_vector().get(&self.replica()),
+            app_version: bounded(app_version),
+            last_error: status.last_error.as_deref().map(bounded),
+            scope,
+        };
+        Ok(SyncRequest::new(
+            self.sync_cursor(peer)?,
+            self.pending_ops(peer, upload)?,
+            download,
+        )
+        .with_device(report))
     }
 
     /// Device side: the server position this device holds everything up to.
@@ -466,6 +577,15 @@ fn seal_left_cases(conn: &Connection, peer: ReplicaId, cursor: u64, counter: u64
     Ok(())
 }
 
+/// At most `MAX_REPORT_TEXT` bytes of `text`, cut at a character boundary.
+fn bounded(text: &str) -> String {
+    let mut end = text.len().min(MAX_REPORT_TEXT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 /// Device side: what the server last said it holds in quarantine of ours.
 fn record_refusals(conn: &Connection, peer: &str, report: &QuarantineReport) -> Result<()> {
     conn.prepare_cached("DELETE FROM refused_ops WHERE peer = ?1")?
@@ -501,34 +621,174 @@ fn peer_case(conn: &Connection, peer: ReplicaId, case: CaseId) -> Result<Option<
         .optional()?)
 }
 
+/// One answer being filled, within its bounds.
+struct Answer {
+    out: PeerChanges,
+    /// The device's position when it asked.
+    cursor: u64,
+    bytes: usize,
+    max_ops: usize,
+    max_bytes: usize,
+    /// What this answer decided per case: given (true) or removed (false).
+    decided: HashMap<CaseId, bool>,
+}
+
+impl Answer {
+    fn new(cursor: u64, max_ops: usize, max_bytes: usize) -> Answer {
+        Answer {
+            out: PeerChanges {
+                cursor,
+                ..PeerChanges::default()
+            },
+            cursor,
+            bytes: 0,
+            max_ops,
+            max_bytes,
+            decided: HashMap::new(),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.out.ops.len() >= self.max_ops || self.bytes >= self.max_bytes
+    }
+
+    fn push(&mut self, op: Op, size: usize) {
+        self.bytes += size;
+        self.out.ops.push(op);
+    }
+}
+
+/// Server side: when a device's units changed since it last held all of
+/// its scope, hands over the cases of the units it gained (their history
+/// up to its position; later operations come with the scan) and withdraws
+/// those of the units it lost, until it echoes a complete token.
+fn take_scope(
+    conn: &Connection,
+    peer: ReplicaId,
+    scope: &Scope,
+    report: Option<&DeviceReport>,
+    answer: &mut Answer,
+) -> Result<ScopeToken> {
+    let mut token = ScopeToken {
+        scope: scope.token(),
+        after: None,
+    };
+    let target = scope.to_text();
+    let settle = |text: &str| -> Result<()> {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO peer_scopes(peer, scope, taking) VALUES (?1, ?2, NULL)",
+        )?
+        .execute(params![peer, text])?;
+        Ok(())
+    };
+    let known: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT scope, taking FROM peer_scopes WHERE peer = ?1")?
+        .query_row([peer], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (held, taking) = match known {
+        // First contact since scopes are remembered: what it holds is
+        // what it was given.
+        None => return settle(&target).map(|()| token),
+        Some((held, None)) if held == target => return Ok(token),
+        Some((held, taking)) => (
+            Scope::from_text(&held),
+            taking.map(|t| Scope::from_text(&t)),
+        ),
+    };
+    let echoed = report
+        .and_then(|r| r.scope)
+        .filter(|t| t.scope == token.scope);
+    let after = match echoed {
+        Some(ScopeToken { after: None, .. }) => return settle(&target).map(|()| token),
+        Some(ScopeToken {
+            after: Some(after), ..
+        }) => after,
+        None => i64::MIN,
+    };
+    // Until it confirms, it may hold cases of any scope it was moving to
+    // (`taking`), and holds every case only of the units it kept all along.
+    let taking = taking.unwrap_or_else(|| held.clone()).union(scope);
+    let kept = held.intersection(scope);
+    conn.prepare_cached("UPDATE peer_scopes SET scope = ?2, taking = ?3 WHERE peer = ?1")?
+        .execute(params![peer, kept.to_text(), taking.to_text()])?;
+    // Withdrawn again in every answer until confirmed: one may be lost.
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.case_id, c.unit FROM peer_cases p JOIN cases c ON c.case_id = p.case_id
+         WHERE p.peer = ?1",
+    )?;
+    let given = stmt
+        .query_map([peer], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (case, unit) in given {
+        if let Some(case) = CaseId::from_i64(case) {
+            if taking.contains(&unit) && !scope.contains(&unit) {
+                answer.decided.insert(case, false);
+                answer.out.removed.push(case);
+            }
+        }
+    }
+    let mut gained = Vec::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT case_id, unit FROM cases WHERE case_id > ?1 AND (?2 IS NULL OR unit = ?2)",
+    )?;
+    let units: Vec<Option<&str>> = match scope {
+        Scope::All => vec![None],
+        Scope::Units(units) => units.iter().map(|u| Some(u.as_str())).collect(),
+    };
+    for unit in units {
+        for row in stmt.query_map(params![after, unit], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })? {
+            let (case, unit) = row?;
+            if !kept.contains(&unit) {
+                gained.extend(CaseId::from_i64(case));
+            }
+        }
+    }
+    gained.sort();
+    gained.dedup();
+    let mut handed = after;
+    for case in gained {
+        if answer.full() {
+            answer.out.more = true;
+            token.after = Some(handed);
+            return Ok(token);
+        }
+        answer.decided.insert(case, true);
+        for (op, size) in case_history(conn, case, answer.cursor + 1)? {
+            answer.push(op, size);
+        }
+        handed = case.as_i64();
+    }
+    if report.is_none() {
+        // A first-release device cannot confirm: trust this answer.
+        settle(&target)?;
+    }
+    Ok(token)
+}
+
 fn scan_for_peer(
     conn: &Connection,
     peer: ReplicaId,
     scope: &Scope,
-    cursor: u64,
-    max_ops: usize,
-    max_bytes: usize,
-) -> Result<PeerChanges> {
-    let mut out = PeerChanges {
-        cursor,
-        ..PeerChanges::default()
-    };
-    let mut bytes = 0;
+    answer: &mut Answer,
+) -> Result<()> {
+    let cursor = answer.cursor;
     let mut scanned = 0;
-    // What this response decided per case: given (true) or removed (false).
-    let mut decided: HashMap<CaseId, bool> = HashMap::new();
     let mut stmt = conn.prepare_cached(
         "SELECT o.seq, o.replica, o.counter, o.case_id, o.stamp, o.body, c.unit
          FROM ops o JOIN cases c ON c.case_id = o.case_id
          WHERE o.seq > ?1 ORDER BY o.seq LIMIT ?2",
     )?;
     'scan: loop {
-        let mut rows = stmt.query(params![out.cursor as i64, SCAN_CHUNK])?;
+        let mut rows = stmt.query(params![answer.out.cursor as i64, SCAN_CHUNK])?;
         let mut seen_any = false;
         while let Some(row) = rows.next()? {
             seen_any = true;
-            if out.ops.len() >= max_ops || bytes >= max_bytes || scanned >= MAX_SCAN {
-                out.more = true;
+            if answer.full() || scanned >= MAX_SCAN {
+                answer.out.more = true;
                 break 'scan;
             }
             scanned += 1;
@@ -538,39 +798,37 @@ fn scan_for_peer(
             let op = op_from_row(row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, &body)?;
             let case = op.case;
             if scope.contains(&unit) {
-                if let Entry::Vacant(slot) = decided.entry(case) {
+                if let Entry::Vacant(slot) = answer.decided.entry(case) {
                     slot.insert(true);
                     let held = peer_case(conn, peer, case)?
                         .is_some_and(|p| p.in_scope && p.changed_at <= cursor);
                     if !held && !matches!(op.body, OpBody::Create { .. }) {
                         // The case entered the scope: its earlier history first.
                         for (earlier, size) in case_history(conn, case, seq)? {
-                            bytes += size;
-                            out.ops.push(earlier);
+                            answer.push(earlier, size);
                         }
                     }
                 }
                 if op.dot.actor != peer {
-                    bytes += op_size(&body);
-                    out.ops.push(op);
+                    answer.push(op, op_size(&body));
                 }
-            } else if let Entry::Vacant(slot) = decided.entry(case) {
+            } else if let Entry::Vacant(slot) = answer.decided.entry(case) {
+                // It holds a case it was given, or one it wrote to (opened
+                // it, say, then moved it to another unit).
                 let given = peer_case(conn, peer, case)?;
                 let told = given.is_some_and(|p| !p.in_scope && p.changed_at <= cursor);
-                if given.is_some() && !told {
+                if (given.is_some() || op.dot.actor == peer) && !told {
                     slot.insert(false);
-                    out.removed.push(case);
+                    answer.out.removed.push(case);
                 }
             }
-            out.cursor = seq;
+            answer.out.cursor = seq;
         }
         if !seen_any {
             break;
         }
     }
-    drop(stmt);
-    record_decisions(conn, peer, &decided, out.cursor)?;
-    Ok(out)
+    Ok(())
 }
 
 /// Every operation of a case that arrived before `before`, in arrival
@@ -609,9 +867,12 @@ fn record_decisions(
          ON CONFLICT(peer, case_id) DO UPDATE SET in_scope = 1, sealed = NULL,
            changed_at = CASE WHEN in_scope THEN changed_at ELSE excluded.changed_at END",
     )?;
+    // A case the device opened itself and moved away has no row yet: it
+    // gets one, so that its writes are sealed like any other's.
     let mut withdraw = conn.prepare_cached(
-        "UPDATE peer_cases SET in_scope = 0, changed_at = ?3
-         WHERE peer = ?1 AND case_id = ?2 AND in_scope = 1",
+        "INSERT INTO peer_cases(peer, case_id, in_scope, changed_at) VALUES (?1, ?2, 0, ?3)
+         ON CONFLICT(peer, case_id) DO UPDATE SET in_scope = 0, changed_at = excluded.changed_at
+         WHERE in_scope = 1",
     )?;
     for (case, given) in decided {
         let args = params![peer, case.as_i64(), cursor as i64];

@@ -2,9 +2,7 @@
 //! with retries and backoff, reports progress, and records the outcome so
 //! that a failed sync always says so (`Store::sync_status`).
 
-use super::protocol::{
-    DeviceReport, SyncRequest, SyncResponse, CONTENT_TYPE, MAX_REPORT_TEXT, SYNC_PATH,
-};
+use super::protocol::{SyncResponse, CONTENT_TYPE, SYNC_PATH};
 use super::signing::{DeviceKey, HEADER_SERVER_TIME, MAX_CLOCK_SKEW_MS};
 use crate::ids::CaseId;
 use crate::store::{Store, SyncOutcome};
@@ -134,15 +132,12 @@ impl SyncClient {
         let mut restarted = false;
         loop {
             let (request, acked_before) = with(store, |s| {
-                let pending = s.pending_ops(peer, self.options.upload_batch)?;
-                let cursor = s.sync_cursor(peer)?;
-                let report = DeviceReport {
-                    counter: s.version_vector().get(&s.replica()),
-                    app_version: truncated(&self.options.app_version),
-                    last_error: s.sync_status(peer)?.last_error.as_deref().map(truncated),
-                };
-                let request = SyncRequest::new(cursor, pending, self.options.download_batch)
-                    .with_device(report);
+                let request = s.sync_request(
+                    peer,
+                    self.options.upload_batch,
+                    self.options.download_batch,
+                    &self.options.app_version,
+                )?;
                 Ok::<_, crate::Error>((request, s.acked(peer)?))
             })?;
             let body = request.encode();
@@ -264,15 +259,6 @@ impl SyncClient {
             backoff = (backoff * 2).min(self.options.max_backoff);
         }
     }
-}
-
-/// At most `MAX_REPORT_TEXT` bytes of `text`, cut at a character boundary.
-fn truncated(text: &str) -> String {
-    let mut end = text.len().min(MAX_REPORT_TEXT);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_string()
 }
 
 /// Runs `f` on the locked store. A panic elsewhere while it was locked

@@ -52,6 +52,21 @@ pub struct DeviceReport {
     pub app_version: String,
     /// How its previous sync failed, if it did (never personal data).
     pub last_error: Option<String>,
+    /// The scope token of the last answer it applied.
+    pub scope: Option<ScopeToken>,
+}
+
+/// Where a device stands in taking its scope after the server changed its
+/// units: the server hands it the cases of units it was given (their whole
+/// history) and withdraws those of units it lost, over as many exchanges
+/// as it takes; the device echoes the token of the last answer it applied,
+/// so that a lost answer is sent again and nothing is skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeToken {
+    /// Names the scope (a hash of its units).
+    pub scope: u64,
+    /// Cases handed over so far, by id; `None` once the scope is complete.
+    pub after: Option<i64>,
 }
 
 /// Longest `last_error` and `app_version` a device may report.
@@ -127,8 +142,10 @@ pub struct SyncResponse {
     /// Cases that moved out of the device's scope.
     pub removed: Vec<CaseId>,
     /// The device's operations held in quarantine; given to devices that
-    /// sent a `DeviceReport`.
+    /// sent a `DeviceReport`, like `scope`.
     pub quarantine: Option<QuarantineReport>,
+    /// Where the device stands in taking its scope; it echoes it.
+    pub scope: Option<ScopeToken>,
 }
 
 /// The device's operations the server keeps but did not apply.
@@ -152,11 +169,11 @@ pub struct QuarantinedOp {
 
 impl SyncResponse {
     /// Encodes the answer in the shape of the request it answers: without
-    /// `quarantine` for a device of the first release.
+    /// `quarantine` and `scope` for a device of the first release.
     pub fn encode(&self) -> Vec<u8> {
-        match self.quarantine {
-            Some(_) => wire::encode_message(self),
-            None => wire::encode_message(&FirstResponse {
+        match (&self.quarantine, &self.scope) {
+            (Some(_), _) | (_, Some(_)) => wire::encode_message(self),
+            (None, None) => wire::encode_message(&FirstResponse {
                 schema: self.schema,
                 server_id: self.server_id,
                 server_time_ms: self.server_time_ms,
@@ -183,6 +200,7 @@ impl SyncResponse {
                     more: r.more,
                     removed: r.removed,
                     quarantine: None,
+                    scope: None,
                 })
                 .map_err(|_| today)
         })

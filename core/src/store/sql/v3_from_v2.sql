@@ -12,4 +12,15 @@ ALTER TABLE peer_cases ADD COLUMN sealed INTEGER;
 -- Device side: its operations the server holds in quarantine, how many
 -- and the last ones listed, as the server last said.
 ALTER TABLE sync_state ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
+-- Device side: the scope token of the last answer applied (see
+-- protocol::ScopeToken): the scope's hash, and the last case handed over
+-- (NULL once complete).
+ALTER TABLE sync_state ADD COLUMN scope_hash INTEGER;
+ALTER TABLE sync_state ADD COLUMN scope_after INTEGER;
 CREATE TABLE refused_ops(peer TEXT NOT NULL, replica INTEGER NOT NULL, counter INTEGER NOT NULL, case_id INTEGER NOT NULL, reason TEXT NOT NULL, PRIMARY KEY(peer, replica, counter)) WITHOUT ROWID;
+-- Server side: the units each device is known to hold every case of. When
+-- the device's units change, the server hands over and withdraws cases
+-- until the device confirms (it echoes a complete scope token); meanwhile
+-- `scope` is the units it kept all along and `taking` every unit it may
+-- hold cases of.
+CREATE TABLE peer_scopes(peer INTEGER PRIMARY KEY, scope TEXT NOT NULL, taking TEXT);
