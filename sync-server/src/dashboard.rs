@@ -7,8 +7,8 @@
 use crate::app::{blocking, lock, now_ms, ApiError, AppState};
 use crate::figures::{self, Dashboard, Selection};
 use crate::page::{self, Texts};
-use crate::supervisors::{sign_in, Supervisor, SESSION_MS};
-use axum::extract::{Form, Query, State};
+use crate::supervisors::{SignIns, Supervisor, SESSION_MS};
+use axum::extract::{Extension, Form, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/supervisor", get(dashboard_page))
         .route("/supervisor/login", get(login_page).post(log_in))
         .route("/supervisor/logout", post(log_out))
+        .layer(Extension(Arc::new(SignIns::default())))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,12 +47,12 @@ pub struct FiguresQuery {
 
 async fn figures_api(
     State(state): State<Arc<AppState>>,
+    Extension(sign_ins): Extension<Arc<SignIns>>,
     headers: HeaderMap,
     Query(query): Query<FiguresQuery>,
 ) -> Result<Response, ApiError> {
     let answer = blocking(move || {
-        let who = supervisor(&state, &headers)?
-            .ok_or_else(|| ApiError::Unauthorized("supervisor credentials needed".into()))?;
+        let who = api_supervisor(&state, &sign_ins, &headers)?;
         compute(&state, &who, &query)
     })
     .await?;
@@ -60,13 +61,14 @@ async fn figures_api(
 
 async fn dashboard_page(
     State(state): State<Arc<AppState>>,
+    Extension(sign_ins): Extension<Arc<SignIns>>,
     headers: HeaderMap,
     Query(query): Query<FiguresQuery>,
 ) -> Result<Response, ApiError> {
     let texts = texts(&query.lang, &headers);
     let lang = texts.lang();
     blocking(move || {
-        let Some(who) = supervisor(&state, &headers)? else {
+        let Some(who) = supervisor(&state, &sign_ins, &headers)? else {
             return Ok(Redirect::to(&format!("/supervisor/login?lang={lang}")).into_response());
         };
         let dashboard = compute(&state, &who, &query)?;
@@ -93,12 +95,14 @@ struct LoginForm {
 
 async fn log_in(
     State(state): State<Arc<AppState>>,
+    Extension(sign_ins): Extension<Arc<SignIns>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     let texts = texts(&form.lang, &headers);
     blocking(move || {
-        let signed_in = sign_in(&state.registry, form.name.trim(), &form.password, now_ms())?;
+        let name = form.name.trim();
+        let signed_in = sign_ins.sign_in(&state.registry, name, &form.password, now_ms())?;
         let Some(who) = signed_in else {
             tracing::info!("a supervisor sign-in failed");
             let page = Html(page::login(&texts, true));
@@ -164,8 +168,22 @@ fn session_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
+/// The supervisor behind an API call, or 401.
+fn api_supervisor(
+    state: &AppState,
+    sign_ins: &SignIns,
+    headers: &HeaderMap,
+) -> Result<Supervisor, ApiError> {
+    supervisor(state, sign_ins, headers)?
+        .ok_or_else(|| ApiError::Unauthorized("supervisor credentials needed".into()))
+}
+
 /// The supervisor behind the session cookie or the Basic credentials.
-fn supervisor(state: &AppState, headers: &HeaderMap) -> Result<Option<Supervisor>, ApiError> {
+fn supervisor(
+    state: &AppState,
+    sign_ins: &SignIns,
+    headers: &HeaderMap,
+) -> Result<Option<Supervisor>, ApiError> {
     if let Some(token) = session_token(headers) {
         if let Some(who) = lock(&state.registry)?.supervisor_session(token, now_ms())? {
             return Ok(Some(who));
@@ -183,7 +201,7 @@ fn supervisor(state: &AppState, headers: &HeaderMap) -> Result<Option<Supervisor
     let Some((name, password)) = credentials.split_once(':') else {
         return Ok(None);
     };
-    Ok(sign_in(&state.registry, name, password, now_ms())?)
+    Ok(sign_ins.sign_in(&state.registry, name, password, now_ms())?)
 }
 
 /// The dashboard a supervisor asked for, over what they may see.
