@@ -1,6 +1,6 @@
 //! The supervisor's side as a real server process on loopback: checks that
 //! fail closed, the lockout under concurrent guesses, Basic credentials
-//! remembered only while they hold.
+//! remembered only while they hold, and the devices' sync health.
 
 mod common;
 
@@ -12,6 +12,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+
+const DAY_MS: i64 = 86_400_000;
 
 /// `guichet-sync-server supervisor`, as an administrator runs it while the
 /// server runs; no units means every unit.
@@ -113,7 +115,7 @@ async fn a_supervisor_whose_units_cannot_be_read_sees_nothing() {
         registry(&data)
             .execute("UPDATE supervisors SET units = ?1", [corrupted])
             .unwrap();
-        for path in ["/v1/figures"] {
+        for path in ["/v1/figures", "/v1/devices"] {
             let (status, body) = get_as(&server.at(path), "awa", "a long password").await;
             assert_eq!(
                 status,
@@ -125,7 +127,7 @@ async fn a_supervisor_whose_units_cannot_be_read_sees_nothing() {
                 "{body}"
             );
         }
-        for page in ["/supervisor"] {
+        for page in ["/supervisor", "/supervisor/devices"] {
             let status = get_with_cookie(&server.at(page), &cookie).await;
             assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{corrupted}");
         }
@@ -234,4 +236,163 @@ async fn basic_credentials_are_remembered_only_while_they_hold() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let (status, _) = get_as(&of_unit("unit-b"), "binta", "binta's long password").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+fn devices_json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+/// (replica, units, silent) of each device in a `/v1/devices` answer.
+fn lines(answer: &serde_json::Value) -> Vec<(u64, Vec<String>, bool)> {
+    answer["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let units = d["units"].as_array().unwrap();
+            let units = units.iter().map(|u| u.as_str().unwrap().to_string());
+            (
+                d["replica"].as_u64().unwrap(),
+                units.collect(),
+                d["silent"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_supervisor_sees_the_sync_health_of_their_units_devices() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("server");
+    let a = enrol(&data, dir.path(), "agent-a", "tablet", &["unit-a"]);
+    let b = enrol(&data, dir.path(), "agent-b", "tablet", &["unit-b"]);
+    let ab = enrol(
+        &data,
+        dir.path(),
+        "agent-ab",
+        "tablet",
+        &["unit-a", "unit-b"],
+    );
+    let gateway = enrol(&data, dir.path(), "gateway", "intake", &[]);
+    // Agent A's tablet was enrolled ten days ago and has never synced.
+    let ten_days_ago = guichet_sync_server::app::now_ms() as i64 - 10 * DAY_MS;
+    registry(&data)
+        .execute(
+            "UPDATE devices SET enrolled_at = ?1 WHERE replica = ?2",
+            (ten_days_ago, a.replica),
+        )
+        .unwrap();
+    add_supervisor(&data, "awa", "awa's long password", &["unit-a"]);
+    add_supervisor(&data, "chef", "chef's long password", &[]);
+    add_supervisor(&data, "cira", "cira's long password", &["unit-c"]);
+    add_supervisor(&data, "dado", "dado's long password", &["unit-a"]);
+    registry(&data)
+        .execute(
+            "UPDATE supervisors SET units = 'unit-a' WHERE name = 'dado'",
+            [],
+        )
+        .unwrap();
+    let server = start_server(&data, "127.0.0.1:0");
+    let api = server.at("/v1/devices");
+
+    let (status, body) = get_as(&api, "awa", "awa's long password").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = devices_json(&body);
+    assert_eq!(
+        lines(&answer),
+        [
+            (a.replica as u64, vec!["unit-a".to_string()], true),
+            (ab.replica as u64, vec!["unit-a".to_string()], false),
+        ],
+        "unit A's devices only, and of them only unit A"
+    );
+    assert_eq!(answer["silent"], 1);
+    assert_eq!(answer["silent_after_days"], 3);
+    let first = &answer["devices"][0];
+    assert_eq!(first["agent"], "agent-a");
+    assert_eq!(first["role"], "tablet");
+    assert_eq!(first["revoked"], false);
+    assert_eq!(first["last_sync_ms"], serde_json::Value::Null);
+    assert_eq!(first["enrolled_ms"], ten_days_ago);
+    for field in [
+        "pending_ops",
+        "quarantined_ops",
+        "last_error",
+        "app_version",
+    ] {
+        assert!(first.get(field).is_some(), "{field} in {first}");
+    }
+    assert!(
+        !body.contains("agent-b") && !body.contains("gateway"),
+        "{body}"
+    );
+
+    let (status, body) = get_as(&api, "chef", "chef's long password").await;
+    assert_eq!(status, StatusCode::OK);
+    let everyone = devices_json(&body);
+    let replicas: Vec<u64> = lines(&everyone).iter().map(|l| l.0).collect();
+    let enrolled = [a.replica, b.replica, ab.replica, gateway.replica].map(u64::from);
+    assert_eq!(replicas, enrolled);
+    assert_eq!(everyone["silent"], 1);
+    let (status, body) = get_as(
+        &format!("{api}?unit=unit-b"),
+        "chef",
+        "chef's long password",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let replicas: Vec<u64> = lines(&devices_json(&body)).iter().map(|l| l.0).collect();
+    assert_eq!(replicas, [b.replica, ab.replica].map(u64::from));
+
+    // Fail closed: another unit, no devices in scope, no or wrong
+    // credentials, units that cannot be read.
+    let (status, _) = get_as(&format!("{api}?unit=unit-b"), "awa", "awa's long password").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = get_as(&api, "cira", "cira's long password").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(lines(&devices_json(&body)), []);
+    let status = client().get(&api).send().await.unwrap().status();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = get_as(&api, "awa", "chef's long password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = get_as(&api, "dado", "dado's long password").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!body.contains("agent"), "{body}");
+
+    // The page: the same devices, the silent one flagged, in both languages.
+    let page = server.at("/supervisor/devices");
+    let (status, html) = get_as(&format!("{page}?lang=en"), "awa", "awa's long password").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!(
+        "data-replica=\"{}\" data-silent=\"true\"",
+        a.replica
+    )));
+    assert!(html.contains(&format!(
+        "data-replica=\"{}\" data-silent=\"false\"",
+        ab.replica
+    )));
+    assert!(html.contains("Silent for more than 3 days") && html.contains(">silent<"));
+    assert!(
+        !html.contains("agent-b") && !html.contains(&format!("data-replica=\"{}\"", b.replica))
+    );
+    let (_, html) = get_as(&format!("{page}?lang=fr"), "awa", "awa's long password").await;
+    assert!(html.contains("Silencieux depuis plus de 3 jours") && html.contains(">silencieux<"));
+    let status = client().get(&page).send().await.unwrap().status();
+    assert_eq!(status, StatusCode::SEE_OTHER, "to the sign-in page");
+    drop(server);
+
+    // The number of days is a setting.
+    let config = dir.path().join("sync.toml");
+    std::fs::write(&config, "silent_device_days = 20\n").unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&config);
+    let server = Server::start(command);
+    let (_, body) = get_as(&server.at("/v1/devices"), "awa", "awa's long password").await;
+    let answer = devices_json(&body);
+    assert_eq!(answer["silent_after_days"], 20);
+    assert_eq!(answer["silent"], 0);
 }
