@@ -42,8 +42,9 @@ const REMEMBER_MS: u64 = 5 * 60_000;
 /// process starts, of the name, the stored password hash and the password:
 /// never the password. A new password changes the stored hash, so the old
 /// one is refused at once (whoever changed it: this process or the CLI);
-/// units are read from the registry on every call, a removed supervisor has
-/// no stored hash, and a locked name is refused before anything is looked up.
+/// units are read from the registry on every call, and a removed
+/// supervisor or a locked name is refused before what is remembered is
+/// looked at.
 pub struct SignIns {
     /// None if the system had no randomness: then nothing is remembered.
     key: Option<hmac::Key>,
