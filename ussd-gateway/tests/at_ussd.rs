@@ -355,6 +355,28 @@ async fn the_xml_dialect_serves_the_same_menus() {
     assert!(menu.contains("New request"), "{menu}");
     let (_, released) = send(hop(3, "")).await;
     assert!(released.starts_with("<ussd><type>3</type>"), "{released}");
+    // A session that times out waiting for the caller is abandoned, like
+    // one the caller released, never failed.
+    let timed_out = |kind: u8| hop(kind, "*123#").replace("X1", "X3");
+    let (status, _) = send(timed_out(1)).await;
+    assert_eq!(status, 200);
+    let (_, ended) = send(timed_out(4)).await;
+    assert!(ended.starts_with("<ussd><type>3</type>"), "{ended}");
+    let metrics = reqwest::get(gw.at("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ended: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("guichet_ussd_sessions_ended{"))
+        .collect();
+    assert_eq!(
+        ended,
+        ["guichet_ussd_sessions_ended{outcome=\"abandoned\"} 2"],
+        "{metrics}"
+    );
     let (status, _) = send("<ussd><sessionid>X2</sessionid><type>1".into()).await;
     assert_eq!(status, 400, "malformed XML");
     let (status, _) = send(hop(7, "")).await;
