@@ -161,6 +161,9 @@ pub enum FlowError {
     /// A writer thread stopped (the gateway is shutting down).
     #[error("{0} stopped")]
     Stopped(&'static str),
+    /// Storing a new request failed (why, as the filing thread told it).
+    #[error("filing: {0}")]
+    Filing(String),
 }
 
 type Flow<T> = Result<T, FlowError>;
