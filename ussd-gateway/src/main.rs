@@ -67,7 +67,7 @@ enum Command {
         #[arg(long)]
         batch: bool,
     },
-    /// The SHA-256 of a mediator PIN, for the configuration.
+    /// A mediator's PIN, salted and hashed, for their `pin_hash` in the configuration.
     HashPin { pin: String },
     /// The gateway's public key (created if missing), to enrol it on the sync server.
     Key {
@@ -121,10 +121,7 @@ fn main() -> ExitCode {
                     .map(|_| ())
             })
         }),
-        Some(Command::HashPin { pin }) => {
-            println!("{}", flow::hash_pin(&pin));
-            Ok(())
-        }
+        Some(Command::HashPin { pin }) => flow::hash_pin(&pin).map(|hash| println!("{hash}")),
         Some(Command::Key { data_dir }) => std::fs::create_dir_all(&data_dir)
             .map_err(|e| format!("{}: {e}", data_dir.display()))
             .and_then(|()| replica::load_or_create_key(&data_dir))
@@ -154,6 +151,7 @@ fn beside(config_file: &Path, path: &Path) -> PathBuf {
 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    flow::check_mediator_pins(&config)?;
     config.data_dir = args
         .data_dir
         .unwrap_or_else(|| beside(&args.config, &config.data_dir));

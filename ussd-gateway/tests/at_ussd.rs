@@ -180,6 +180,56 @@ async fn a_mediator_files_for_a_citizen_who_confirms_by_sms() {
     assert!(sms[1].field("message").contains(&reference), "{:?}", sms[1]);
 }
 
+/// Three wrong PINs in a row lock the mediator out, whatever the sessions
+/// they were typed in, and the lockout survives a restart: a new session
+/// gets no fresh tries, and one already waiting at the PIN prompt is
+/// refused even the right PIN.
+#[tokio::test]
+async fn a_mediator_locked_out_stays_locked_across_sessions_and_restarts() {
+    let dir = TempDir::new().unwrap();
+    let (fake, _sent) = fake_africastalking().await;
+    let text = config(&dir.path().join("data"), &fake, "standalone_replica = 999");
+    let mut gw = start_gateway(&text, dir.path());
+    let mediator = "+221770000009";
+    let mut first = AtSession::new(&gw, "m1", mediator);
+    let languages = first.hop(None).await;
+    let english = option(&languages, "English");
+    let menu = first.run_from(languages, &[&english]).await;
+    let act = option(&menu, "Act for a citizen");
+    let mut waiting = AtSession::new(&gw, "m2", mediator);
+    let prompt = waiting.run(&[&act]).await;
+    assert!(
+        prompt.starts_with("CON ") && prompt.contains("PIN"),
+        "{prompt}"
+    );
+
+    let wrong = first.run_from(menu, &[&act, "1111", "2222"]).await;
+    assert!(wrong.contains("Wrong PIN"), "{wrong}");
+    let locked = first.hop(Some("3333")).await;
+    assert!(
+        locked.starts_with("END ") && locked.contains("Too many"),
+        "{locked}"
+    );
+    let refused = waiting.hop(Some("1234")).await;
+    assert!(
+        refused.starts_with("END ") && refused.contains("Too many"),
+        "the right PIN, while locked out: {refused}"
+    );
+    let again = AtSession::new(&gw, "m3", mediator).run(&[&act]).await;
+    assert!(
+        again.starts_with("END ") && again.contains("Too many"),
+        "{again}"
+    );
+
+    gw.kill();
+    let gw = start_gateway(&text, dir.path());
+    let restarted = AtSession::new(&gw, "m4", mediator).run(&[&act]).await;
+    assert!(
+        restarted.starts_with("END ") && restarted.contains("Too many"),
+        "after a restart: {restarted}"
+    );
+}
+
 #[tokio::test]
 async fn sms_commands_are_forgiving_and_answered_once() {
     let (_dir, gw, sent) = start().await;
