@@ -774,6 +774,35 @@ pub(crate) mod tests {
         assert_eq!(locked(&gw.store).count_cases().unwrap(), 1);
     }
 
+    /// A filing the store refuses costs the caller nothing typed: the
+    /// draft taken at hand-off is given back, to resume on the next dial.
+    #[tokio::test]
+    async fn a_failed_filing_gives_the_draft_back() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let gw = crate::sms::tests::gateway(dir.path());
+        // No provider lets such a number through: the store refuses it.
+        let phone = "not a phone";
+        locked(&gw.db).set_language(phone, "en").unwrap();
+        let hop = |session_id, input| Hop {
+            provider: "at",
+            session_id,
+            phone,
+            input,
+            raw_text: "",
+        };
+        for input in [None, Some("1"), Some("1"), Some("1"), Some("birth record")] {
+            assert!(!gw.ussd(&hop("s1", input)).await.is_end());
+        }
+        let failed = gw.ussd(&hop("s1", Some("1"))).await;
+        assert!(
+            failed.is_end() && !failed.text().contains("reference"),
+            "{failed:?}"
+        );
+        assert_eq!(locked(&gw.store).count_cases().unwrap(), 0);
+        let redial = gw.ussd(&hop("s2", None)).await;
+        assert!(redial.text().contains("did not finish"), "{redial:?}");
+    }
+
     #[test]
     fn filings_are_stored_together_and_a_bad_one_costs_no_one_else() {
         let dir = tempfile::TempDir::new().unwrap();
