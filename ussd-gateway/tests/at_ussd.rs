@@ -462,6 +462,40 @@ fn measure_tells_what_a_text_costs() {
 }
 
 #[test]
+fn hash_pin_salts_each_pin_and_refuses_what_no_keypad_types() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let by_argument = Command::new(BIN)
+        .args(["hash-pin", "4821"])
+        .output()
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("hash-pin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"4821\n").unwrap();
+    let by_stdin = child.wait_with_output().unwrap();
+    let hashes: Vec<String> = [by_argument, by_stdin]
+        .into_iter()
+        .map(|out| {
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        })
+        .collect();
+    assert!(hashes[0].starts_with("$argon2id$"), "{}", hashes[0]);
+    assert!(hashes[1].starts_with("$argon2id$"), "{}", hashes[1]);
+    assert_ne!(hashes[0], hashes[1], "each hash has its own salt");
+    let refused = Command::new(BIN)
+        .args(["hash-pin", "12ab"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("digits"));
+}
+
+#[test]
 fn sigterm_stops_the_gateway_gracefully() {
     let dir = TempDir::new().unwrap();
     let text = config(
