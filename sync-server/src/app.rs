@@ -35,6 +35,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     sync_ops: Family<DirectionLabels, Counter>,
     cases: Gauge,
+    devices_silent: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +60,7 @@ impl AppState {
             .map_err(|e| format!("{}: {e}", supervision_path.display()))?;
         let sync_ops = Family::<DirectionLabels, Counter>::default();
         let cases = Gauge::default();
+        let devices_silent = Gauge::default();
         let metrics = Metrics::new(|registry| {
             registry.register(
                 "sync_operations",
@@ -66,6 +68,7 @@ impl AppState {
                 sync_ops.clone(),
             );
             registry.register("cases", "Cases held by the server", cases.clone());
+            crate::devices::register_silent_gauge(registry, devices_silent.clone());
         });
         Ok(AppState {
             store: Mutex::new(store),
@@ -76,6 +79,7 @@ impl AppState {
             metrics: Arc::new(metrics),
             sync_ops,
             cases,
+            devices_silent,
         })
     }
 }
@@ -117,12 +121,16 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let cases = blocking({
+    let (cases, silent) = blocking({
         let state = state.clone();
-        move || lock(&state.store)?.count_cases().map_err(ApiError::from)
+        move || {
+            let cases = lock(&state.store)?.count_cases()?;
+            Ok((cases, crate::devices::silent_now(&state, now_ms())?))
+        }
     })
     .await?;
     state.cases.set(cases as i64);
+    state.devices_silent.set(silent);
     Ok(crate::metrics::answer(state.metrics.render()))
 }
 

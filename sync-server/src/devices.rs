@@ -7,12 +7,11 @@
 //! `device_health` is the one place that gathers it from the registry.
 
 use crate::app::{lock, ApiError, AppState};
-use crate::registry::{Registry, RegistryError, Role};
+use crate::registry::Role;
 use crate::supervisors::Supervisor;
 use guichet_core::ReplicaId;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::Serialize;
-use std::collections::HashMap;
 
 const DAY_MS: u64 = 86_400_000;
 
@@ -29,7 +28,8 @@ pub struct DeviceHealth {
     pub last_sync_ms: Option<u64>,
     /// Operations written on the device and not yet on the server.
     pub pending_ops: u64,
-    /// Operations the device set aside because they could not be applied.
+    /// Operations the server keeps in quarantine, not applied (outside
+    /// the device's units, or impossible to apply).
     pub quarantined_ops: u64,
     pub last_error: Option<String>,
     pub app_version: Option<String>,
@@ -145,44 +145,34 @@ pub fn silent_now(state: &AppState, now_ms: u64) -> Result<i64, ApiError> {
     Ok(silent_count(&devices, state.config.silent_device_days, now_ms) as i64)
 }
 
-/// Every enrolled device's health, from the registry. The registry does
-/// not know yet what the devices report of themselves: those fields stay
-/// empty (None, 0) until it does.
+/// Every enrolled device's health, from the registry: what the server saw
+/// of its syncs and what the device last reported of itself.
 pub fn device_health(state: &AppState) -> Result<Vec<DeviceHealth>, ApiError> {
     let registry = lock(&state.registry)?;
-    let enrolled = registry.enrolment_times()?;
+    let mut health = registry.sync_health()?;
     Ok(registry
         .devices()?
         .into_iter()
-        .map(|d| DeviceHealth {
+        .map(|d| {
             // Unknown only if the row vanished between the two reads: then
-            // it counts as enrolled long ago, so it shows rather than hides.
-            enrolled_ms: enrolled.get(&d.replica).copied().unwrap_or(0),
-            replica: d.replica,
-            agent: d.agent,
-            role: d.role,
-            units: d.units,
-            revoked: d.revoked,
-            last_sync_ms: None,
-            pending_ops: 0,
-            quarantined_ops: 0,
-            last_error: None,
-            app_version: None,
+            // it counts as enrolled long ago and never synced, so it shows
+            // rather than hides.
+            let h = health.remove(&d.replica).unwrap_or_default();
+            DeviceHealth {
+                enrolled_ms: h.enrolled_ms,
+                replica: d.replica,
+                agent: d.agent,
+                role: d.role,
+                units: d.units,
+                revoked: d.revoked,
+                last_sync_ms: h.last_success_ms,
+                pending_ops: h.pending_ops,
+                quarantined_ops: h.quarantined_ops,
+                last_error: h.last_error,
+                app_version: h.app_version,
+            }
         })
         .collect())
-}
-
-impl Registry {
-    /// When each device was enrolled, by replica.
-    fn enrolment_times(&self) -> Result<HashMap<ReplicaId, u64>, RegistryError> {
-        let mut stmt = self
-            .conn()
-            .prepare_cached("SELECT replica, enrolled_at FROM devices")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, ReplicaId>(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
 }
 
 #[cfg(test)]

@@ -396,3 +396,57 @@ async fn a_supervisor_sees_the_sync_health_of_their_units_devices() {
     assert_eq!(answer["silent_after_days"], 20);
     assert_eq!(answer["silent"], 0);
 }
+
+#[tokio::test]
+async fn a_devices_health_shows_what_its_syncs_told_the_server() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("server");
+    let mut a = enrol(&data, dir.path(), "agent-a", "tablet", &["unit-a"]);
+    let idle = enrol(&data, dir.path(), "agent-idle", "tablet", &["unit-a"]);
+    let ten_days_ago = guichet_sync_server::app::now_ms() as i64 - 10 * DAY_MS;
+    registry(&data)
+        .execute(
+            "UPDATE devices SET enrolled_at = ?1 WHERE replica = ?2",
+            (ten_days_ago, idle.replica),
+        )
+        .unwrap();
+    add_supervisor(&data, "awa", "awa's long password", &["unit-a"]);
+    let server = start_server(&data, "127.0.0.1:0");
+    // a opens one case in its unit and one outside it, and syncs.
+    a.store
+        .write(|w| {
+            w.create_case(&new_case("unit-a", 1))?;
+            w.create_case(&new_case("unit-b", 2))
+        })
+        .unwrap();
+    let mut options = quick();
+    options.app_version = "guichet-agent/2.3.1".into();
+    a.client(&server.url(), options)
+        .sync(&mut a.store, |_| {})
+        .await
+        .unwrap();
+    let (status, body) = get_as(&server.at("/v1/devices"), "awa", "awa's long password").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = devices_json(&body);
+    let line = answer["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["replica"] == a.replica)
+        .unwrap()
+        .clone();
+    assert!(line["last_sync_ms"].as_u64().is_some(), "{line}");
+    assert_eq!(line["pending_ops"], 0);
+    assert_eq!(line["quarantined_ops"], 1);
+    assert_eq!(line["app_version"], "guichet-agent/2.3.1");
+    assert_eq!(answer["silent"], 1, "the idle tablet: {answer}");
+    let metrics = client()
+        .get(server.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("guichet_devices_silent 1"), "{metrics}");
+}
