@@ -3,7 +3,7 @@ use guichet_sync_server::app::{now_ms, router, AppState};
 use guichet_sync_server::config::Config;
 use guichet_sync_server::registry::{Registry, Role};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -57,10 +57,28 @@ enum Command {
         #[arg(long)]
         device: u32,
     },
+    /// Give a tablet other units (repeat --unit for each): it receives the
+    /// cases of the units it gains and drops those of the units it loses.
+    Units {
+        #[arg(long, env = "GUICHET_SYNC_DATA_DIR")]
+        data_dir: PathBuf,
+        #[arg(long)]
+        device: u32,
+        #[arg(long = "unit", required = true)]
+        units: Vec<String>,
+    },
     /// List enrolled devices.
     Devices {
         #[arg(long, env = "GUICHET_SYNC_DATA_DIR")]
         data_dir: PathBuf,
+    },
+    /// Operations devices sent that the server keeps without applying
+    /// them (outside the device's units, or impossible to apply).
+    Quarantine {
+        #[arg(long, env = "GUICHET_SYNC_DATA_DIR")]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: QuarantineAction,
     },
     /// Add a supervisor (or set their password and units). The password
     /// is read from GUICHET_SUPERVISOR_PASSWORD, else from standard input.
@@ -75,6 +93,33 @@ enum Command {
         /// The supervisor follows every unit.
         #[arg(long, conflicts_with = "units")]
         all_units: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineAction {
+    /// List them, as JSON lines: held ones, or every one with --all.
+    List {
+        #[arg(long)]
+        device: Option<u32>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Apply a device's held operations that its units now allow (after
+    /// its units were changed), in the order it wrote them.
+    Release {
+        #[arg(long)]
+        device: u32,
+        /// Who decided it, for the record.
+        #[arg(long)]
+        by: String,
+    },
+    /// Record that one was looked at; it stays unapplied for good.
+    Acknowledge {
+        #[arg(long)]
+        id: i64,
+        #[arg(long)]
+        by: String,
     },
 }
 
@@ -110,6 +155,18 @@ fn main() -> ExitCode {
             println!("device {device} revoked");
             Ok(())
         }),
+        Some(Command::Units {
+            data_dir,
+            device,
+            units,
+        }) => registry(&data_dir).and_then(|r| {
+            let device = r.set_units(device, &units).map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&device).expect("serializable")
+            );
+            Ok(())
+        }),
         Some(Command::Devices { data_dir }) => registry(&data_dir).and_then(|r| {
             let devices = r.devices().map_err(|e| e.to_string())?;
             println!(
@@ -118,6 +175,7 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
+        Some(Command::Quarantine { data_dir, action }) => quarantine(&data_dir, action),
         Some(Command::Supervisor {
             data_dir,
             name,
@@ -193,4 +251,56 @@ async fn shutdown_signal(mut terminate: tokio::signal::unix::Signal) {
         _ = terminate.recv() => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// The quarantine subcommands. They open the server's store beside a
+/// running server: a release only adds operations, which the server then
+/// serves like any others.
+fn quarantine(data_dir: &Path, action: QuarantineAction) -> Result<(), String> {
+    let mut store = guichet_core::Store::open(
+        data_dir.join("server.db"),
+        guichet_sync_server::registry::SERVER_REPLICA,
+    )
+    .map_err(|e| e.to_string())?;
+    match action {
+        QuarantineAction::List { device, all } => {
+            for entry in store.quarantined(device, !all).map_err(|e| e.to_string())? {
+                let line = serde_json::json!({
+                    "id": entry.id,
+                    "device": entry.device,
+                    "operation": format!("{}-{}", entry.dot.actor, entry.dot.counter),
+                    "case": entry.case.to_string(),
+                    "kind": entry.kind,
+                    "reason": entry.reason,
+                    "received_ms": entry.received_ms,
+                    "state": entry.state.as_str(),
+                    "resolved_by": entry.resolved_by,
+                });
+                println!("{line}");
+            }
+            Ok(())
+        }
+        QuarantineAction::Release { device, by } => {
+            let scope = registry(data_dir)?
+                .device(device)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no device {device}"))?
+                .scope();
+            let outcome = store
+                .release_quarantined(device, &scope, &by)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{} released, {} still held (see `quarantine list --device {device}`)",
+                outcome.released, outcome.still_held
+            );
+            Ok(())
+        }
+        QuarantineAction::Acknowledge { id, by } => {
+            store
+                .acknowledge_quarantined(id, &by)
+                .map_err(|e| e.to_string())?;
+            println!("quarantined operation {id} acknowledged");
+            Ok(())
+        }
+    }
 }

@@ -185,6 +185,28 @@ impl Registry {
         Ok(())
     }
 
+    /// Gives a tablet other units. At its next syncs it receives the
+    /// cases of the units it gained and drops those of the units it lost.
+    pub fn set_units(&self, replica: ReplicaId, units: &[String]) -> Result<Device, RegistryError> {
+        let device = self
+            .device(replica)?
+            .ok_or_else(|| RegistryError::Invalid(format!("no device {replica}")))?;
+        if device.role == Role::Tablet && units.is_empty() {
+            return Err(RegistryError::Invalid(
+                "a tablet serves at least one unit".into(),
+            ));
+        }
+        let units_json = serde_json::to_string(units).expect("strings serialize");
+        self.conn.execute(
+            "UPDATE devices SET units = ?2 WHERE replica = ?1",
+            params![replica, units_json],
+        )?;
+        Ok(Device {
+            units: units.to_vec(),
+            ..device
+        })
+    }
+
     pub fn device(&self, replica: ReplicaId) -> Result<Option<Device>, RegistryError> {
         Ok(self
             .conn
