@@ -8,7 +8,7 @@ use crate::types::{
     SyncSettings, SyncStatus,
 };
 use guichet_core::sync::client::{ClientOptions, SyncClient};
-use guichet_core::{ReplicaId, Store, SyncOutcome};
+use guichet_core::{Field, ReplicaId, Store, SyncOutcome};
 use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -47,6 +47,9 @@ struct Live {
     progress: SyncProgress,
     cancels: Vec<Arc<CancelFlag>>,
 }
+
+/// The enrolment role that may write to every unit (the server's `intake`).
+const INTAKE_ROLE: &str = "intake";
 
 /// The store files open in this process (see `CaseStore::open`).
 static OPEN_FILES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
@@ -121,6 +124,7 @@ impl CaseStore {
 
     /// Opens a case; its id and keypad reference are made on the device.
     pub fn create_case(&self, new_case: NewCase) -> Result<Case> {
+        self.check_unit(&new_case.unit)?;
         let new = new_case.into();
         let mut store = self.lock()?;
         let id = store.write(|w| w.create_case(&new))?;
@@ -131,6 +135,11 @@ impl CaseStore {
     /// conflict settles the conflict.
     pub fn update_case(&self, id: String, changes: Vec<FieldValue>) -> Result<Case> {
         let id = case_id(&id)?;
+        for change in &changes {
+            if let FieldValue::Unit { value } = change {
+                self.check_unit(value)?;
+            }
+        }
         let changes: Vec<_> = changes.iter().map(FieldValue::to_core).collect();
         let mut store = self.lock()?;
         store.write(|w| w.update(id, &changes))?;
@@ -166,6 +175,9 @@ impl CaseStore {
     /// (rewritten). Returns the case as it now stands.
     pub fn resolve_conflict(&self, id: String, value: FieldValue) -> Result<CaseDetail> {
         let id = case_id(&id)?;
+        if let FieldValue::Unit { value } = &value {
+            self.check_unit(value)?;
+        }
         let (field, value) = value.to_core();
         let mut store = self.lock()?;
         store.write(|w| w.resolve_conflict(id, field, value))?;
@@ -325,6 +337,28 @@ fn status_record(url: String, syncing: bool, s: guichet_core::SyncStatus) -> Syn
 }
 
 impl CaseStore {
+    /// Refuses a unit the server would refuse from this device, before
+    /// anything is written: a tablet opens cases only in the units it was
+    /// enrolled for (and so may not move one elsewhere either); the intake
+    /// role (the USSD gateway) serves every unit. Checked against the
+    /// identity's current enrolment; an identity without one (the store
+    /// cannot be opened without it) fails closed.
+    fn check_unit(&self, unit: &str) -> Result<()> {
+        let units = match self.identity.enrolment() {
+            Some(e) if e.role == INTAKE_ROLE => return Ok(()),
+            Some(e) => e.units,
+            None => Vec::new(),
+        };
+        if units.iter().any(|u| u == unit) {
+            return Ok(());
+        }
+        Err(GuichetError::InvalidInput(format!(
+            "{}: '{unit}' is not one of this device's units ({}); the server would refuse it",
+            Field::Unit,
+            units.join(", ")
+        )))
+    }
+
     /// The store, for a write (waits for a running sync).
     fn lock(&self) -> Result<MutexGuard<'_, Store>> {
         if IN_SYNC.with(Cell::get) {

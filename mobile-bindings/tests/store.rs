@@ -1,0 +1,120 @@
+//! The case store as the apps call it, from Rust: what is refused before
+//! it is written, what goes on while a sync waits on the network, and
+//! store files that cannot be used. Real SQLite files, real sockets.
+
+use guichet_mobile::{
+    CaseStatus, CaseStore, Channel, DeviceIdentity, Enrolment, FieldValue, GuichetError, NewCase,
+    Priority,
+};
+use std::path::Path;
+use std::sync::Arc;
+
+fn identity(replica: u32, role: &str, units: &[&str], server_url: &str) -> Arc<DeviceIdentity> {
+    let key = DeviceIdentity::generate().unwrap().private_key();
+    let enrolment = Enrolment {
+        replica,
+        agent: format!("agent-{replica}"),
+        role: role.into(),
+        units: units.iter().map(|u| u.to_string()).collect(),
+        server_url: server_url.into(),
+    };
+    DeviceIdentity::from_private_key(key, Some(enrolment)).unwrap()
+}
+
+fn open(path: &Path, identity: &Arc<DeviceIdentity>) -> Arc<CaseStore> {
+    CaseStore::open(path.to_string_lossy().into_owned(), identity.clone()).unwrap()
+}
+
+fn new_case(unit: &str) -> NewCase {
+    NewCase {
+        service: "etat-civil".into(),
+        requester_phone: "+221771234567".into(),
+        requester_name: "Awa Ndiaye".into(),
+        requester_language: "wo".into(),
+        locality: "Thiès".into(),
+        channel: Channel::Field,
+        unit: unit.into(),
+        priority: Priority::Normal,
+        status: CaseStatus::Received,
+        description: "Extrait de naissance".into(),
+        mediator: None,
+        assignee: None,
+    }
+}
+
+fn refused_unit(result: Result<impl std::fmt::Debug, GuichetError>, unit: &str) {
+    match result {
+        Err(GuichetError::InvalidInput(m)) if m.starts_with("unit: ") && m.contains(unit) => {}
+        other => panic!("expected InvalidInput naming the unit field and {unit}, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_tablet_opens_and_moves_cases_only_within_its_units_and_intake_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let tablet = identity(3, "tablet", &["unit-a", "unit-b"], "http://127.0.0.1:9");
+    let store = open(&dir.path().join("tablet.db"), &tablet);
+
+    refused_unit(store.create_case(new_case("unit-z")), "unit-z");
+    assert_eq!(store.count_cases().unwrap(), 0);
+    assert_eq!(
+        store.sync_status().unwrap().pending_ops,
+        0,
+        "nothing to send"
+    );
+
+    let case = store.create_case(new_case("unit-b")).unwrap();
+    // A move out of the units is refused whole: the other field is not written either.
+    refused_unit(
+        store.update_case(
+            case.id.clone(),
+            vec![
+                FieldValue::Locality {
+                    value: "Touba".into(),
+                },
+                FieldValue::Unit {
+                    value: "unit-z".into(),
+                },
+            ],
+        ),
+        "unit-z",
+    );
+    refused_unit(
+        store.resolve_conflict(
+            case.id.clone(),
+            FieldValue::Unit {
+                value: "unit-z".into(),
+            },
+        ),
+        "unit-z",
+    );
+    let after = store.get_case(case.id.clone()).unwrap().case;
+    assert_eq!(
+        (after.unit.as_str(), after.locality.as_str()),
+        ("unit-b", "Thiès")
+    );
+
+    // Within its units a tablet moves cases freely.
+    let moved = store
+        .update_case(
+            case.id.clone(),
+            vec![FieldValue::Unit {
+                value: "unit-a".into(),
+            }],
+        )
+        .unwrap();
+    assert_eq!(moved.unit, "unit-a");
+
+    // The intake role (the USSD gateway) serves every unit.
+    let intake = identity(4, "intake", &[], "http://127.0.0.1:9");
+    let gateway = open(&dir.path().join("intake.db"), &intake);
+    let anywhere = gateway.create_case(new_case("unit-z")).unwrap();
+    gateway
+        .update_case(
+            anywhere.id,
+            vec![FieldValue::Unit {
+                value: "unit-y".into(),
+            }],
+        )
+        .unwrap();
+}
