@@ -3,11 +3,13 @@
 //! store files that cannot be used. Real SQLite files, real sockets.
 
 use guichet_mobile::{
-    CaseStatus, CaseStore, Channel, DeviceIdentity, Enrolment, FieldValue, GuichetError, NewCase,
-    Priority,
+    CaseQuery, CaseStatus, CaseStore, Channel, DeviceIdentity, Enrolment, EventKind, FieldValue,
+    GuichetError, NewCase, Priority, SyncSettings,
 };
+use std::io::Read;
+use std::net::TcpListener;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
 fn identity(replica: u32, role: &str, units: &[&str], server_url: &str) -> Arc<DeviceIdentity> {
     let key = DeviceIdentity::generate().unwrap().private_key();
@@ -117,4 +119,89 @@ fn a_tablet_opens_and_moves_cases_only_within_its_units_and_intake_anywhere() {
             }],
         )
         .unwrap();
+}
+
+#[test]
+fn writes_and_reads_go_on_while_a_sync_waits_on_the_network() {
+    // A server that takes the request and never answers: a slow link.
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.local_addr().unwrap());
+    let (asked, request_arrived) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let stalling = std::thread::spawn(move || {
+        let (mut conn, _) = server.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        asked.send(conn.read(&mut buf).unwrap()).unwrap();
+        let _ = released.recv();
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(
+        &dir.path().join("tablet.db"),
+        &identity(5, "tablet", &["unit-a"], &url),
+    );
+    // One attempt; the timeout only bounds how long a broken build waits.
+    store
+        .set_sync_settings(SyncSettings {
+            max_attempts: 1,
+            first_backoff_ms: 10,
+            max_backoff_ms: 10,
+            timeout_ms: 15_000,
+        })
+        .unwrap();
+    let first = store.create_case(new_case("unit-a")).unwrap();
+
+    let syncing = store.clone();
+    let sync = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(syncing.sync(None))
+    });
+    assert!(request_arrived.recv().unwrap() > 0, "the sync sent nothing");
+
+    // The sync now waits on the network; the tablet works on.
+    assert!(store.sync_status().unwrap().syncing);
+    let second = store.create_case(new_case("unit-a")).unwrap();
+    store
+        .update_case(
+            first.id.clone(),
+            vec![FieldValue::Locality {
+                value: "Touba".into(),
+            }],
+        )
+        .unwrap();
+    store
+        .add_event(first.id.clone(), EventKind::Visit, "Visite".into())
+        .unwrap();
+    assert_eq!(
+        store.get_case(first.id.clone()).unwrap().case.locality,
+        "Touba"
+    );
+    assert_eq!(store.count_cases().unwrap(), 2);
+    let listed = store.list_cases(CaseQuery::default()).unwrap();
+    assert_eq!(listed.len(), 2);
+    let status = store.sync_status().unwrap();
+    assert!(
+        status.syncing,
+        "the writes waited for the sync to end instead of going on beside it"
+    );
+    assert!(status.pending_ops >= 2, "{status:?}");
+
+    // Cancelled while it still waits: what was written stays, to send next time.
+    store.cancel_sync();
+    let outcome = sync.join().unwrap();
+    assert!(
+        matches!(outcome, Err(GuichetError::Cancelled(_))),
+        "{outcome:?}"
+    );
+    release.send(()).unwrap();
+    stalling.join().unwrap();
+    let status = store.sync_status().unwrap();
+    assert!(
+        !status.syncing && status.last_error.as_deref() == Some("cancelled"),
+        "{status:?}"
+    );
+    assert!(status.pending_ops >= 4, "{status:?}");
+    assert_eq!(store.get_case(second.id).unwrap().case.unit, "unit-a");
 }
