@@ -10,7 +10,7 @@ use crate::types::{
 use guichet_core::sync::client::{ClientOptions, SyncClient};
 use guichet_core::{Field, ReplicaId, Store, SyncOutcome};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
@@ -56,13 +56,30 @@ const INTAKE_ROLE: &str = "intake";
 /// The store files open in this process (see `CaseStore::open`).
 static OPEN_FILES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
+/// The set changes only by a whole insert or remove, so a panic elsewhere
+/// while it was locked cannot have left it half-changed: a poisoned lock is
+/// taken over, and one failed open never stops every later one.
+fn open_files() -> MutexGuard<'static, BTreeSet<PathBuf>> {
+    OPEN_FILES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens the store file; a panic in the core while it reads a file from
+/// the field becomes a `Storage` error. Nothing was written by then: the
+/// open's transaction rolls back as the panic unwinds.
+fn open_store(path: &Path, replica: ReplicaId) -> Result<Store> {
+    match std::panic::catch_unwind(|| Store::open(path, replica)) {
+        Ok(opened) => Ok(opened?),
+        Err(_) => Err(GuichetError::Storage(format!(
+            "cannot open {}: the file could not be read (an internal failure); \
+             it was left as it was",
+            path.display()
+        ))),
+    }
+}
+
 impl Drop for CaseStore {
     fn drop(&mut self) {
-        let mut open = match OPEN_FILES.lock() {
-            Ok(open) => open,
-            Err(p) => p.into_inner(),
-        };
-        open.remove(&self.path);
+        open_files().remove(&self.path);
     }
 }
 
@@ -92,14 +109,14 @@ impl CaseStore {
         })?;
         let path = absolute(PathBuf::from(path));
         // Two stores on one file would each believe they hold its state.
-        let mut open = OPEN_FILES.lock().map_err(poisoned)?;
+        let mut open = open_files();
         if open.contains(&path) {
             return Err(GuichetError::InvalidInput(format!(
                 "the store at {} is already open in this app: share that CaseStore",
                 path.display()
             )));
         }
-        let store = Store::open(&path, enrolment.replica)?;
+        let store = open_store(&path, enrolment.replica)?;
         open.insert(path.clone());
         Ok(Arc::new(CaseStore {
             store: Mutex::new(store),
@@ -307,7 +324,7 @@ fn absolute(path: PathBuf) -> PathBuf {
         return path;
     };
     let dir = if dir.as_os_str().is_empty() {
-        std::path::Path::new(".")
+        Path::new(".")
     } else {
         dir
     };
@@ -371,7 +388,7 @@ impl CaseStore {
         let mut reader = self.reader.lock().map_err(poisoned)?;
         let store = match reader.take() {
             Some(store) => store,
-            None => Store::open(&self.path, self.replica)?,
+            None => open_store(&self.path, self.replica)?,
         };
         Ok(query(reader.insert(store))?)
     }

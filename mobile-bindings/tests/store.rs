@@ -205,3 +205,34 @@ fn writes_and_reads_go_on_while_a_sync_waits_on_the_network() {
     assert!(status.pending_ops >= 4, "{status:?}");
     assert_eq!(store.get_case(second.id).unwrap().case.unit, "unit-a");
 }
+
+#[test]
+fn a_store_file_with_a_negative_schema_version_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tablet.db");
+    let tablet = identity(6, "tablet", &["unit-a"], "http://127.0.0.1:9");
+    {
+        let store = open(&path, &tablet);
+        store.create_case(new_case("unit-a")).unwrap();
+    }
+    // A valid store whose schema version reads negative (a bad copy, a
+    // tool that wrote the pragma).
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", -1).unwrap();
+    }
+    let before = std::fs::read(&path).unwrap();
+
+    let opened = CaseStore::open(path.to_string_lossy().into_owned(), tablet.clone());
+    assert!(
+        matches!(opened, Err(GuichetError::Storage(_))),
+        "expected Storage, got {opened:?}"
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the file was changed"
+    );
+    // The failure did not leave the process unable to open stores.
+    let other = open(&dir.path().join("other.db"), &tablet);
+    assert_eq!(other.count_cases().unwrap(), 0);
+}
