@@ -12,7 +12,7 @@
 #   - Swift: Debian 12 has no Swift toolchain (Debian packages swiftlang
 #             from Debian 13 on, built against its newer glibc), so a
 #             minimal Debian 13 root is made with debootstrap under
-#             $GUICHET_BINDINGS_DEPS/swift-trixie (about 3.3 GB), with
+#             $GUICHET_BINDINGS_DEPS/swift-trixie (about 2.7 GB), with
 #             swiftlang installed in it; nothing of the host system
 #             changes. The test compiles and runs the Swift there (chroot,
 #             in a private mount namespace). Override: GUICHET_SWIFT_ROOT.
