@@ -8,13 +8,11 @@ use crate::types::{
     SyncSettings, SyncStatus,
 };
 use guichet_core::sync::client::{ClientOptions, SyncClient};
-use guichet_core::{ReplicaId, Store, SyncOutcome};
-use std::cell::Cell;
+use guichet_core::{Field, ReplicaId, Store, SyncOutcome};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
-use std::time::Duration;
 
 /// Told where a running sync stands, after every exchange with the server.
 /// Called on a background thread.
@@ -24,13 +22,17 @@ pub trait SyncListener: Send + Sync {
 }
 
 /// A device's case store. Every method may be called from any thread.
-/// While a sync runs, reads and `syncStatus()` answer at once and calls
-/// that write wait for it to end.
+/// A running sync holds the store only to prepare a request and to apply
+/// an answer, never while it waits on the network: reads and writes go on
+/// meanwhile.
 #[derive(uniffi::Object)]
 pub struct CaseStore {
     store: Mutex<Store>,
-    /// A second connection for reads while a sync holds `store`.
+    /// A second connection for reads while `store` is busy (a write, or a
+    /// sync applying an answer).
     reader: Mutex<Option<Store>>,
+    /// Held by the running sync: one at a time, the next waits its turn.
+    sync_turn: tokio::sync::Mutex<()>,
     path: PathBuf,
     replica: ReplicaId,
     identity: Arc<DeviceIdentity>,
@@ -48,16 +50,36 @@ struct Live {
     cancels: Vec<Arc<CancelFlag>>,
 }
 
+/// The enrolment role that may write to every unit (the server's `intake`).
+const INTAKE_ROLE: &str = "intake";
+
 /// The store files open in this process (see `CaseStore::open`).
 static OPEN_FILES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
+/// The set changes only by a whole insert or remove, so a panic elsewhere
+/// while it was locked cannot have left it half-changed: a poisoned lock is
+/// taken over, and one failed open never stops every later one.
+fn open_files() -> MutexGuard<'static, BTreeSet<PathBuf>> {
+    OPEN_FILES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens the store file; a panic in the core while it reads a file from
+/// the field becomes a `Storage` error. Nothing was written by then: the
+/// open's transaction rolls back as the panic unwinds.
+fn open_store(path: &Path, replica: ReplicaId) -> Result<Store> {
+    match std::panic::catch_unwind(|| Store::open(path, replica)) {
+        Ok(opened) => Ok(opened?),
+        Err(_) => Err(GuichetError::Storage(format!(
+            "cannot open {}: the file could not be read (an internal failure); \
+             it was left as it was",
+            path.display()
+        ))),
+    }
+}
+
 impl Drop for CaseStore {
     fn drop(&mut self) {
-        let mut open = match OPEN_FILES.lock() {
-            Ok(open) => open,
-            Err(p) => p.into_inner(),
-        };
-        open.remove(&self.path);
+        open_files().remove(&self.path);
     }
 }
 
@@ -87,18 +109,19 @@ impl CaseStore {
         })?;
         let path = absolute(PathBuf::from(path));
         // Two stores on one file would each believe they hold its state.
-        let mut open = OPEN_FILES.lock().map_err(poisoned)?;
+        let mut open = open_files();
         if open.contains(&path) {
             return Err(GuichetError::InvalidInput(format!(
                 "the store at {} is already open in this app: share that CaseStore",
                 path.display()
             )));
         }
-        let store = Store::open(&path, enrolment.replica)?;
+        let store = open_store(&path, enrolment.replica)?;
         open.insert(path.clone());
         Ok(Arc::new(CaseStore {
             store: Mutex::new(store),
             reader: Mutex::new(None),
+            sync_turn: tokio::sync::Mutex::new(()),
             path,
             replica: enrolment.replica,
             identity,
@@ -121,6 +144,7 @@ impl CaseStore {
 
     /// Opens a case; its id and keypad reference are made on the device.
     pub fn create_case(&self, new_case: NewCase) -> Result<Case> {
+        self.check_unit(&new_case.unit)?;
         let new = new_case.into();
         let mut store = self.lock()?;
         let id = store.write(|w| w.create_case(&new))?;
@@ -131,6 +155,11 @@ impl CaseStore {
     /// conflict settles the conflict.
     pub fn update_case(&self, id: String, changes: Vec<FieldValue>) -> Result<Case> {
         let id = case_id(&id)?;
+        for change in &changes {
+            if let FieldValue::Unit { value } = change {
+                self.check_unit(value)?;
+            }
+        }
         let changes: Vec<_> = changes.iter().map(FieldValue::to_core).collect();
         let mut store = self.lock()?;
         store.write(|w| w.update(id, &changes))?;
@@ -166,6 +195,9 @@ impl CaseStore {
     /// (rewritten). Returns the case as it now stands.
     pub fn resolve_conflict(&self, id: String, value: FieldValue) -> Result<CaseDetail> {
         let id = case_id(&id)?;
+        if let FieldValue::Unit { value } = &value {
+            self.check_unit(value)?;
+        }
         let (field, value) = value.to_core();
         let mut store = self.lock()?;
         store.write(|w| w.resolve_conflict(id, field, value))?;
@@ -261,37 +293,28 @@ impl CaseStore {
     }
 
     /// The sync history with the current server: last success, last error,
-    /// operations not yet sent. Never waits for a running sync.
+    /// operations not yet sent. Never waits on the network.
     pub fn sync_status(&self) -> Result<SyncStatus> {
         let url = self.server_url()?;
-        loop {
-            {
-                let live = self.live.lock().map_err(poisoned)?;
-                if let Some(base) = &live.running {
-                    // The status when the sync started, with its progress.
-                    let p = &live.progress;
-                    return Ok(SyncStatus {
-                        server_url: url,
-                        syncing: true,
-                        last_attempt_ms: base.last_attempt_ms,
-                        last_success_ms: base.last_success_ms,
-                        last_error: base.last_error.clone(),
-                        pending_ops: base.pending_ops.saturating_sub(p.ops_sent),
-                        ops_sent: base.ops_sent.saturating_add(p.ops_sent),
-                        ops_received: base.ops_received.saturating_add(p.ops_received),
-                    });
-                }
-            }
-            match self.store.try_lock() {
-                Ok(store) => {
-                    let status = store.sync_status(&url)?;
-                    return Ok(status_record(url, false, status));
-                }
-                Err(TryLockError::Poisoned(p)) => return Err(poisoned(p)),
-                // A short call, or a sync about to say it runs.
-                Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
-            }
-        }
+        let now = self.lock()?.sync_status(&url)?;
+        let live = self.live.lock().map_err(poisoned)?;
+        let Some(base) = &live.running else {
+            return Ok(status_record(url, false, now));
+        };
+        // The history as it was when the sync started (its outcome is
+        // recorded when it ends), with its progress; what is left to send
+        // as it is now.
+        let p = &live.progress;
+        Ok(SyncStatus {
+            server_url: url,
+            syncing: true,
+            last_attempt_ms: base.last_attempt_ms,
+            last_success_ms: base.last_success_ms,
+            last_error: base.last_error.clone(),
+            pending_ops: now.pending_ops,
+            ops_sent: base.ops_sent.saturating_add(p.ops_sent),
+            ops_received: base.ops_received.saturating_add(p.ops_received),
+        })
     }
 }
 
@@ -301,7 +324,7 @@ fn absolute(path: PathBuf) -> PathBuf {
         return path;
     };
     let dir = if dir.as_os_str().is_empty() {
-        std::path::Path::new(".")
+        Path::new(".")
     } else {
         dir
     };
@@ -325,68 +348,75 @@ fn status_record(url: String, syncing: bool, s: guichet_core::SyncStatus) -> Syn
 }
 
 impl CaseStore {
-    /// The store, for a write (waits for a running sync).
-    fn lock(&self) -> Result<MutexGuard<'_, Store>> {
-        if IN_SYNC.with(Cell::get) {
-            // The sync holding the store waits for this very call.
-            return Err(GuichetError::InvalidInput(
-                "a SyncListener cannot write to the store while the sync runs; \
-                 write once sync() has returned"
-                    .into(),
-            ));
+    /// Refuses a unit the server would refuse from this device, before
+    /// anything is written: a tablet opens cases only in the units it was
+    /// enrolled for (and so may not move one elsewhere either); the intake
+    /// role (the USSD gateway) serves every unit. Checked against the
+    /// identity's current enrolment; an identity without one (the store
+    /// cannot be opened without it) fails closed.
+    fn check_unit(&self, unit: &str) -> Result<()> {
+        let units = match self.identity.enrolment() {
+            Some(e) if e.role == INTAKE_ROLE => return Ok(()),
+            Some(e) => e.units,
+            None => Vec::new(),
+        };
+        if units.iter().any(|u| u == unit) {
+            return Ok(());
         }
+        Err(GuichetError::InvalidInput(format!(
+            "{}: '{unit}' is not one of this device's units ({}); the server would refuse it",
+            Field::Unit,
+            units.join(", ")
+        )))
+    }
+
+    /// The store, for a write: waits at most for another call's local work
+    /// (a sync holds it only to prepare a request or apply an answer).
+    fn lock(&self) -> Result<MutexGuard<'_, Store>> {
         self.store.lock().map_err(poisoned)
     }
 
-    /// Runs a query on the store, or on the reading connection while a sync
-    /// holds the store. Queries read SQLite only, which WAL keeps current
-    /// for both connections.
+    /// Runs a query on the store, or on the reading connection while the
+    /// store is busy. Queries read SQLite only, which WAL keeps current for
+    /// both connections.
     fn read<T>(&self, query: impl FnOnce(&Store) -> guichet_core::Result<T>) -> Result<T> {
-        loop {
-            match self.store.try_lock() {
-                Ok(store) => return Ok(query(&store)?),
-                Err(TryLockError::Poisoned(p)) => return Err(poisoned(p)),
-                Err(TryLockError::WouldBlock) if self.syncing()? => break,
-                // A short call, or a sync about to say it runs.
-                Err(TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(1)),
-            }
+        match self.store.try_lock() {
+            Ok(store) => return Ok(query(&store)?),
+            Err(TryLockError::Poisoned(p)) => return Err(poisoned(p)),
+            Err(TryLockError::WouldBlock) => {}
         }
         let mut reader = self.reader.lock().map_err(poisoned)?;
         let store = match reader.take() {
             Some(store) => store,
-            None => Store::open(&self.path, self.replica)?,
+            None => open_store(&self.path, self.replica)?,
         };
         Ok(query(reader.insert(store))?)
     }
 
-    fn syncing(&self) -> Result<bool> {
-        Ok(self.live.lock().map_err(poisoned)?.running.is_some())
-    }
-
-    /// One sync, on a blocking thread of the library's runtime.
+    /// One sync, on a blocking thread of the library's runtime (the
+    /// listener is called there, and SQLite work blocks).
     fn run_sync(
         &self,
         cancel: &CancelFlag,
         listener: Option<Arc<dyn SyncListener>>,
     ) -> Result<SyncProgress> {
-        let url = self.server_url()?;
-        let options = ClientOptions::from(&*self.settings.lock().map_err(poisoned)?);
-        let client = SyncClient::new(&url, self.identity.key()?, options)?;
-        let mut store = self.lock()?;
-        if cancel.is_cancelled() {
-            return Err(cancelled());
-        }
-        let _in_sync = InSync::enter();
-        let before = store.sync_status(&url)?;
-        {
-            let mut live = self.live.lock().map_err(poisoned)?;
-            live.running = Some(before);
-            live.progress = SyncProgress::default();
-        }
-        let _running = RunningGuard(self);
-        let mut last = guichet_core::sync::client::SyncProgress::default();
-        let handle = runtime()?.handle().clone();
-        let outcome = handle.block_on(async {
+        runtime()?.handle().block_on(async {
+            let _turn = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Err(cancelled()),
+                turn = self.sync_turn.lock() => turn,
+            };
+            let url = self.server_url()?;
+            let options = ClientOptions::from(&*self.settings.lock().map_err(poisoned)?);
+            let client = SyncClient::new(&url, self.identity.key()?, options)?;
+            let before = self.lock()?.sync_status(&url)?;
+            {
+                let mut live = self.live.lock().map_err(poisoned)?;
+                live.running = Some(before);
+                live.progress = SyncProgress::default();
+            }
+            let _running = RunningGuard(self);
+            let mut last = guichet_core::sync::client::SyncProgress::default();
             let report = |p: &guichet_core::sync::client::SyncProgress| {
                 last = p.clone();
                 let progress = SyncProgress::from(p);
@@ -400,26 +430,29 @@ impl CaseStore {
                     }
                 }
             };
-            tokio::select! {
-                result = client.sync(&mut store, report) => Some(result),
+            // The client locks the store only around its local steps: a
+            // cancel drops it between two of them, never inside one.
+            let outcome = tokio::select! {
+                biased;
                 () = cancel.cancelled() => None,
+                result = client.sync_shared(&self.store, report) => Some(result),
+            };
+            match outcome {
+                Some(result) => Ok(SyncProgress::from(&result?)),
+                None => {
+                    // Everything applied so far stays; say so in the history.
+                    let mut store = self.lock()?;
+                    let outcome = SyncOutcome {
+                        result: Err("cancelled".into()),
+                        acked: store.acked(&url)?,
+                        ops_sent: last.ops_sent,
+                        ops_received: last.ops_received,
+                    };
+                    store.record_sync(&url, &outcome)?;
+                    Err(cancelled())
+                }
             }
-        });
-        match outcome {
-            Some(result) => Ok(SyncProgress::from(&result?)),
-            None => {
-                // Stopped between two exchanges' transactions: everything
-                // applied so far stays; say so in the sync history.
-                let outcome = SyncOutcome {
-                    result: Err("cancelled".into()),
-                    acked: store.acked(&url)?,
-                    ops_sent: last.ops_sent,
-                    ops_received: last.ops_received,
-                };
-                store.record_sync(&url, &outcome)?;
-                Err(cancelled())
-            }
-        }
+        })
     }
 }
 
@@ -433,26 +466,6 @@ fn report_listener_failure(e: &GuichetError) {
 
 fn cancelled() -> GuichetError {
     GuichetError::Cancelled("the sync was cancelled".into())
-}
-
-thread_local! {
-    /// Set on a thread running a sync, the listener's calls included.
-    static IN_SYNC: Cell<bool> = const { Cell::new(false) };
-}
-
-struct InSync;
-
-impl InSync {
-    fn enter() -> InSync {
-        IN_SYNC.with(|f| f.set(true));
-        InSync
-    }
-}
-
-impl Drop for InSync {
-    fn drop(&mut self) {
-        IN_SYNC.with(|f| f.set(false));
-    }
 }
 
 /// Clears the running-sync state when a sync ends, however it ends.

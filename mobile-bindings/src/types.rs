@@ -230,7 +230,8 @@ pub struct NewCase {
     pub requester_language: String,
     pub locality: String,
     pub channel: Channel,
-    /// The unit the case belongs to (one of the device's units).
+    /// The unit the case belongs to: one of a tablet's units (others are
+    /// refused with `InvalidInput`); any unit for the intake role.
     pub unit: String,
     pub priority: Priority,
     /// Received, Assigned or InProgress.
