@@ -4,8 +4,8 @@
 use crate::error::{poisoned, GuichetError, Result};
 use crate::identity::{check_url, DeviceIdentity};
 use crate::types::{
-    case_id, Case, CaseDetail, CaseQuery, CaseStatus, EventKind, FieldValue, NewCase, SyncProgress,
-    SyncSettings, SyncStatus,
+    case_id, Case, CaseDetail, CaseQuery, CaseStatus, EventKind, FieldValue, NewCase,
+    QuarantinedOp, SyncProgress, SyncSettings, SyncStatus,
 };
 use guichet_core::sync::client::{ClientOptions, SyncClient};
 use guichet_core::{Field, ReplicaId, Store, SyncOutcome};
@@ -155,11 +155,6 @@ impl CaseStore {
     /// conflict settles the conflict.
     pub fn update_case(&self, id: String, changes: Vec<FieldValue>) -> Result<Case> {
         let id = case_id(&id)?;
-        for change in &changes {
-            if let FieldValue::Unit { value } = change {
-                self.check_unit(value)?;
-            }
-        }
         let changes: Vec<_> = changes.iter().map(FieldValue::to_core).collect();
         let mut store = self.lock()?;
         store.write(|w| w.update(id, &changes))?;
@@ -195,9 +190,6 @@ impl CaseStore {
     /// (rewritten). Returns the case as it now stands.
     pub fn resolve_conflict(&self, id: String, value: FieldValue) -> Result<CaseDetail> {
         let id = case_id(&id)?;
-        if let FieldValue::Unit { value } = &value {
-            self.check_unit(value)?;
-        }
         let (field, value) = value.to_core();
         let mut store = self.lock()?;
         store.write(|w| w.resolve_conflict(id, field, value))?;
@@ -344,13 +336,22 @@ fn status_record(url: String, syncing: bool, s: guichet_core::SyncStatus) -> Syn
         pending_ops: s.pending_ops,
         ops_sent: s.ops_sent,
         ops_received: s.ops_received,
+        quarantined_ops: s.quarantined_ops,
+        quarantined: s
+            .quarantined
+            .into_iter()
+            .map(|q| QuarantinedOp {
+                case_id: q.case.to_string(),
+                reason: q.reason,
+            })
+            .collect(),
     }
 }
 
 impl CaseStore {
     /// Refuses a unit the server would refuse from this device, before
     /// anything is written: a tablet opens cases only in the units it was
-    /// enrolled for (and so may not move one elsewhere either); the intake
+    /// enrolled for (it may hand one of its cases to another unit); the intake
     /// role (the USSD gateway) serves every unit. Checked against the
     /// identity's current enrolment; an identity without one (the store
     /// cannot be opened without it) fails closed.

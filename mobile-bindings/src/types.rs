@@ -546,6 +546,20 @@ pub struct SyncStatus {
     /// Totals over every sync with this server.
     pub ops_sent: u64,
     pub ops_received: u64,
+    /// Own operations the server keeps in quarantine without applying
+    /// them (a case opened in a unit this device does not serve, say); a
+    /// supervisor releases or acknowledges them. Not pending: syncing goes on.
+    pub quarantined_ops: u64,
+    /// The most recent of them, and why.
+    pub quarantined: Vec<QuarantinedOp>,
+}
+
+/// One of this device's operations the server keeps in quarantine.
+#[derive(Clone, Debug, PartialEq, Eq, uniffi::Record)]
+pub struct QuarantinedOp {
+    /// The case it belongs to.
+    pub case_id: String,
+    pub reason: String,
 }
 
 /// How hard a sync tries before reporting a failure.
