@@ -297,16 +297,17 @@ impl CaseStore {
         // recorded when it ends), with its progress; what is left to send
         // as it is now.
         let p = &live.progress;
-        Ok(SyncStatus {
-            server_url: url,
-            syncing: true,
-            last_attempt_ms: base.last_attempt_ms,
-            last_success_ms: base.last_success_ms,
-            last_error: base.last_error.clone(),
-            pending_ops: now.pending_ops,
-            ops_sent: base.ops_sent.saturating_add(p.ops_sent),
-            ops_received: base.ops_received.saturating_add(p.ops_received),
-        })
+        let (sent, received) = (
+            base.ops_sent.saturating_add(p.ops_sent),
+            base.ops_received.saturating_add(p.ops_received),
+        );
+        let mut status = status_record(url, true, now);
+        status.last_attempt_ms = base.last_attempt_ms;
+        status.last_success_ms = base.last_success_ms;
+        status.last_error = base.last_error.clone();
+        status.ops_sent = sent;
+        status.ops_received = received;
+        Ok(status)
     }
 }
 
