@@ -75,7 +75,12 @@ enum Command {
     /// Operations devices sent that the server keeps without applying
     /// them (outside the device's units, or impossible to apply).
     Quarantine {
-        #[arg(long, env = "GUICHET_SYNC_DATA_DIR")]
+        #[arg(
+            long,
+            env = "GUICHET_SYNC_DATA_DIR",
+            global = true,
+            default_value = "guichet-data"
+        )]
         data_dir: PathBuf,
         #[command(subcommand)]
         action: QuarantineAction,

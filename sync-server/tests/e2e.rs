@@ -287,6 +287,69 @@ async fn a_tablet_sees_and_changes_only_its_units_cases() {
         .await
         .unwrap();
     assert!(cases.contains("\"cases\":11"), "{cases}");
+
+    // An administrator gives a unit-b too, then releases what it held.
+    let held = cli(&data, &["quarantine", "list"]);
+    assert!(held.contains("not one of the device's units"), "{held}");
+    let a_id = a.replica.to_string();
+    cli(
+        &data,
+        &[
+            "units", "--device", &a_id, "--unit", "unit-a", "--unit", "unit-b",
+        ],
+    );
+    let released = cli(
+        &data,
+        &[
+            "quarantine",
+            "release",
+            "--device",
+            &a_id,
+            "--by",
+            "mariama",
+        ],
+    );
+    assert!(
+        released.starts_with("1 released, 0 still held"),
+        "{released}"
+    );
+    sync(&mut a, &server.url()).await;
+    // a now holds unit-b's cases that existed before, and the server a's.
+    assert_eq!(a.store.count_cases().unwrap(), 12);
+    let status = a.store.sync_status(&server.url()).unwrap();
+    assert_eq!((status.pending_ops, status.quarantined_ops), (0, 0));
+    assert_eq!(
+        a.store.get_case(outside).unwrap(),
+        gateway_view(&mut gateway, &server.url(), outside).await
+    );
+    assert!(cli(&data, &["quarantine", "list"]).is_empty());
+}
+
+/// The server's command line, as an administrator runs it beside the
+/// running server; what it printed.
+fn cli(data: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A case as the gateway (every unit) sees it after a sync.
+async fn gateway_view(
+    gateway: &mut Device,
+    url: &str,
+    id: guichet_core::CaseId,
+) -> guichet_core::CaseDetail {
+    sync(gateway, url).await;
+    gateway.store.get_case(id).unwrap()
 }
 
 fn signed_post(device: &Device, body: &[u8], path: &str, now: u64) -> Vec<(&'static str, String)> {
