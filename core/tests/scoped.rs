@@ -566,3 +566,47 @@ fn an_answer_respects_its_byte_bound_with_whole_histories() {
     );
     assert!(response.more);
 }
+
+#[test]
+fn a_case_dropped_while_leaving_comes_back_with_the_devices_own_edits() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, mut gateway, mut a, _b, _) = setup(&dir);
+    sync(&mut server, &mut a);
+    // Offline, a opens a case, hands it to unit-b, and takes it back.
+    let case = a
+        .store
+        .write(|w| w.create_case(&new_case("unit-a", "Aller-retour")))
+        .unwrap();
+    for unit in ["unit-b", "unit-a"] {
+        a.store
+            .write(|w| w.update(case, &[(Field::Unit, Value::text(unit))]))
+            .unwrap();
+    }
+    // Its first two writes land and it is told the case left.
+    let first = a.store.sync_request(SERVER, 2, 15, "test").unwrap();
+    let (response, _) = server.serve_sync(3, &a.scope, &first, 1 << 20).unwrap();
+    assert_eq!(response.removed, vec![case]);
+    a.store.apply_sync_response(SERVER, &response).unwrap();
+    // Meanwhile the gateway files more than one answer holds.
+    gateway
+        .store
+        .write(|w| {
+            for i in 0..20 {
+                w.create_case(&new_case("unit-a", &format!("G{i}")))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    sync(&mut server, &mut gateway);
+    // Its last write lands too; the answer stops before reaching it, so a
+    // drops the case, its edits all on the server.
+    exchange(&mut server, &mut a, false);
+    assert!(a.store.get_case(case).is_err());
+    sync(&mut server, &mut a);
+    assert_eq!(
+        a.store.get_case(case).unwrap(),
+        server.get_case(case).unwrap(),
+        "back whole, a's own last edit included"
+    );
+    assert_eq!(a.store.get_case(case).unwrap().case.unit, "unit-a");
+}

@@ -631,6 +631,9 @@ struct Answer {
     max_bytes: usize,
     /// What this answer decided per case: given (true) or removed (false).
     decided: HashMap<CaseId, bool>,
+    /// Cases this answer hands over whole, the device's own operations
+    /// included: it may have dropped them with the case.
+    whole: HashSet<CaseId>,
 }
 
 impl Answer {
@@ -645,6 +648,7 @@ impl Answer {
             max_ops,
             max_bytes,
             decided: HashMap::new(),
+            whole: HashSet::new(),
         }
     }
 
@@ -757,6 +761,7 @@ fn take_scope(
             return Ok(token);
         }
         answer.decided.insert(case, true);
+        answer.whole.insert(case);
         for (op, size) in case_history(conn, case, answer.cursor + 1)? {
             answer.push(op, size);
         }
@@ -804,12 +809,13 @@ fn scan_for_peer(
                         .is_some_and(|p| p.in_scope && p.changed_at <= cursor);
                     if !held && !matches!(op.body, OpBody::Create { .. }) {
                         // The case entered the scope: its earlier history first.
+                        answer.whole.insert(case);
                         for (earlier, size) in case_history(conn, case, seq)? {
                             answer.push(earlier, size);
                         }
                     }
                 }
-                if op.dot.actor != peer {
+                if op.dot.actor != peer || answer.whole.contains(&case) {
                     answer.push(op, op_size(&body));
                 }
             } else if let Entry::Vacant(slot) = answer.decided.entry(case) {
