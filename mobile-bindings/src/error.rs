@@ -67,6 +67,7 @@ impl From<SyncError> for GuichetError {
             | SyncError::Server { .. }
             | SyncError::BadAnswer(_) => GuichetError::Network(message),
             SyncError::Store(e) => e.into(),
+            SyncError::Signing(_) => GuichetError::Storage(message),
         }
     }
 }

@@ -356,6 +356,7 @@ fn signed_post(device: &Device, body: &[u8], path: &str, now: u64) -> Vec<(&'sta
     device
         .key()
         .sign(device.replica, "POST", path, body, now)
+        .unwrap()
         .pairs()
         .to_vec()
 }

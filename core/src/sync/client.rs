@@ -64,6 +64,9 @@ pub enum SyncError {
     Server { status: u16, message: String },
     #[error("the server's answer is unreadable: {0}")]
     BadAnswer(String),
+    /// This device cannot sign (its secure random source failed).
+    #[error("cannot sign the request: {0}")]
+    Signing(String),
     #[error(transparent)]
     Store(#[from] crate::Error),
 }
@@ -200,7 +203,10 @@ impl SyncClient {
             attempt += 1;
             // A fresh timestamp and nonce for every attempt: a retry is not a replay.
             let (replica, now) = with(store, |s| (s.replica(), s.now_ms()));
-            let signed = self.key.sign(replica, "POST", path, body, now);
+            let signed = self
+                .key
+                .sign(replica, "POST", path, body, now)
+                .map_err(|e| SyncError::Signing(e.to_string()))?;
             let mut request = self
                 .http
                 .post(&url)

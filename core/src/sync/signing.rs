@@ -37,6 +37,8 @@ pub enum SignatureError {
     Stale,
     #[error("not a valid Ed25519 key")]
     BadKey,
+    #[error("the system's secure random source failed")]
+    NoRandomness,
 }
 
 /// The headers that authenticate one request.
@@ -120,21 +122,23 @@ impl DeviceKey {
         path: &str,
         body: &[u8],
         now_ms: u64,
-    ) -> SignedHeaders {
+    ) -> Result<SignedHeaders, SignatureError> {
         let mut nonce = [0u8; 16];
-        // The system random source does not fail on supported platforms; a
-        // zero nonce would only make the request look replayed, never forged.
-        let _ = SystemRandom::new().fill(&mut nonce);
+        // A nonce that is not random could repeat: refuse to sign rather
+        // than send requests the server would take for replays.
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .map_err(|_| SignatureError::NoRandomness)?;
         let nonce = B64.encode(nonce);
         let signature = self
             .pair
             .sign(&canonical(method, path, body, now_ms, &nonce));
-        SignedHeaders {
+        Ok(SignedHeaders {
             device,
             timestamp_ms: now_ms,
             nonce,
             signature: B64.encode(signature.as_ref()),
-        }
+        })
     }
 }
 
@@ -188,7 +192,7 @@ mod tests {
         let key = DeviceKey::generate().unwrap();
         let public = parse_public_key(&key.public_key()).unwrap();
         let now = 1_800_000_000_000;
-        let h = key.sign(17, "POST", "/v1/sync", b"body", now);
+        let h = key.sign(17, "POST", "/v1/sync", b"body", now).unwrap();
         assert_eq!(
             verify(&public, &h, "POST", "/v1/sync", b"body", now + 1_000),
             Ok(())
@@ -220,7 +224,7 @@ mod tests {
         assert_eq!(key.public_key(), again.public_key());
         assert!(DeviceKey::from_pkcs8(b"junk").is_err());
         assert!(parse_public_key("c2hvcnQ=").is_err());
-        let h = key.sign(3, "POST", "/p", b"", 5);
+        let h = key.sign(3, "POST", "/p", b"", 5).unwrap();
         let pairs = h.pairs();
         let parsed = SignedHeaders::parse(|name| {
             pairs
