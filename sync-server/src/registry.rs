@@ -150,8 +150,8 @@ impl Registry {
             |r| r.get(0),
         )?;
         let units_json = serde_json::to_string(units).expect("strings serialize");
-        self.conn
-            .execute(
+        self.durably(|conn| {
+            conn.execute(
                 "INSERT INTO devices(replica, agent, role, units, public_key, enrolled_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -170,15 +170,32 @@ impl Registry {
                     RegistryError::Invalid("this public key is already enrolled".into())
                 }
                 e => e.into(),
-            })?;
-        Ok(self.device(next as ReplicaId)?.expect("just inserted"))
+            })
+        })?;
+        self.device(next as ReplicaId)?
+            .ok_or_else(|| RegistryError::Invalid("the enrolment vanished".into()))
+    }
+
+    /// Runs a write that must survive a power cut (an enrolment the device
+    /// keeps, a revocation, new units): its commit is synced to disk, unlike
+    /// the nonces' (see `open`).
+    fn durably<T>(
+        &self,
+        write: impl FnOnce(&Connection) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        let out = write(&self.conn);
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        out
     }
 
     pub fn revoke(&self, replica: ReplicaId) -> Result<(), RegistryError> {
-        let changed = self.conn.execute(
-            "UPDATE devices SET revoked = 1 WHERE replica = ?1",
-            [replica],
-        )?;
+        let changed = self.durably(|conn| {
+            Ok(conn.execute(
+                "UPDATE devices SET revoked = 1 WHERE replica = ?1",
+                [replica],
+            )?)
+        })?;
         if changed == 0 {
             return Err(RegistryError::Invalid(format!("no device {replica}")));
         }
@@ -197,10 +214,12 @@ impl Registry {
             ));
         }
         let units_json = serde_json::to_string(units).expect("strings serialize");
-        self.conn.execute(
-            "UPDATE devices SET units = ?2 WHERE replica = ?1",
-            params![replica, units_json],
-        )?;
+        self.durably(|conn| {
+            Ok(conn.execute(
+                "UPDATE devices SET units = ?2 WHERE replica = ?1",
+                params![replica, units_json],
+            )?)
+        })?;
         Ok(Device {
             units: units.to_vec(),
             ..device
