@@ -123,6 +123,8 @@ struct PeerCase {
     changed_at: u64,
     /// See `seal_left_cases`.
     sealed: Option<u64>,
+    /// Given again after it was withdrawn.
+    returned: bool,
 }
 
 /// What a device may write to one case.
@@ -609,13 +611,15 @@ fn record_refusals(conn: &Connection, peer: &str, report: &QuarantineReport) -> 
 fn peer_case(conn: &Connection, peer: ReplicaId, case: CaseId) -> Result<Option<PeerCase>> {
     Ok(conn
         .prepare_cached(
-            "SELECT in_scope, changed_at, sealed FROM peer_cases WHERE peer = ?1 AND case_id = ?2",
+            "SELECT in_scope, changed_at, sealed, returned FROM peer_cases
+             WHERE peer = ?1 AND case_id = ?2",
         )?
         .query_row(params![peer, case.as_i64()], |r| {
             Ok(PeerCase {
                 in_scope: r.get(0)?,
                 changed_at: r.get::<_, i64>(1)? as u64,
                 sealed: r.get::<_, Option<i64>>(2)?.map(|c| c as u64),
+                returned: r.get(3)?,
             })
         })
         .optional()?)
@@ -631,9 +635,10 @@ struct Answer {
     max_bytes: usize,
     /// What this answer decided per case: given (true) or removed (false).
     decided: HashMap<CaseId, bool>,
-    /// Cases this answer hands over whole, the device's own operations
-    /// included: it may have dropped them with the case.
-    whole: HashSet<CaseId>,
+    /// Cases whose operations go to the device whole, its own included:
+    /// it may have dropped them with the case (handed over by this answer,
+    /// or come back to it after it was told to drop them).
+    whole: HashMap<CaseId, bool>,
 }
 
 impl Answer {
@@ -648,7 +653,7 @@ impl Answer {
             max_ops,
             max_bytes,
             decided: HashMap::new(),
-            whole: HashSet::new(),
+            whole: HashMap::new(),
         }
     }
 
@@ -761,7 +766,7 @@ fn take_scope(
             return Ok(token);
         }
         answer.decided.insert(case, true);
-        answer.whole.insert(case);
+        answer.whole.insert(case, true);
         for (op, size) in case_history(conn, case, answer.cursor + 1)? {
             answer.push(op, size);
         }
@@ -809,13 +814,22 @@ fn scan_for_peer(
                         .is_some_and(|p| p.in_scope && p.changed_at <= cursor);
                     if !held && !matches!(op.body, OpBody::Create { .. }) {
                         // The case entered the scope: its earlier history first.
-                        answer.whole.insert(case);
+                        answer.whole.insert(case, true);
                         for (earlier, size) in case_history(conn, case, seq)? {
                             answer.push(earlier, size);
                         }
                     }
                 }
-                if op.dot.actor != peer || answer.whole.contains(&case) {
+                let whole = match answer.whole.get(&case) {
+                    Some(whole) => *whole,
+                    None if op.dot.actor == peer => {
+                        let returned = peer_case(conn, peer, case)?.is_some_and(|p| p.returned);
+                        answer.whole.insert(case, returned);
+                        returned
+                    }
+                    None => false,
+                };
+                if op.dot.actor != peer || whole {
                     answer.push(op, op_size(&body));
                 }
             } else if let Entry::Vacant(slot) = answer.decided.entry(case) {
@@ -871,6 +885,7 @@ fn record_decisions(
     let mut give = conn.prepare_cached(
         "INSERT INTO peer_cases(peer, case_id, in_scope, changed_at) VALUES (?1, ?2, 1, ?3)
          ON CONFLICT(peer, case_id) DO UPDATE SET in_scope = 1, sealed = NULL,
+           returned = CASE WHEN in_scope THEN returned ELSE 1 END,
            changed_at = CASE WHEN in_scope THEN changed_at ELSE excluded.changed_at END",
     )?;
     // A case the device opened itself and moved away has no row yet: it

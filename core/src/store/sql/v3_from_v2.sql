@@ -9,6 +9,10 @@ CREATE INDEX quarantine_held ON quarantine(device) WHERE state = 'held';
 -- cursor) that it had been told a case left its scope; its later writes to
 -- that case are outside its scope.
 ALTER TABLE peer_cases ADD COLUMN sealed INTEGER;
+-- Server side: the case came back to the device after it was told to drop
+-- it: the device's own operations on it are sent back too (it may have
+-- dropped them with the case).
+ALTER TABLE peer_cases ADD COLUMN returned INTEGER NOT NULL DEFAULT 0;
 -- Device side: its operations the server holds in quarantine, how many
 -- and the last ones listed, as the server last said.
 ALTER TABLE sync_state ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
