@@ -346,3 +346,48 @@ proptest! {
         prop_assert!(net.server.quarantined(None, true).unwrap().is_empty());
     }
 }
+
+/// Found by the property test: a tablet given a unit, whose answer handing
+/// over that unit's case is lost while the case moves into a unit it kept.
+#[test]
+fn a_lost_hand_over_is_handed_over_again() {
+    use Step::*;
+    let steps = [
+        Create {
+            on: 1,
+            unit: 0,
+            outside: false,
+        },
+        Exchange {
+            on: 1,
+            upload: 1,
+            lose_answer: false,
+        },
+        Move {
+            on: 1,
+            pick: 0,
+            unit: 1,
+        },
+        Exchange {
+            on: 2,
+            upload: 1,
+            lose_answer: false,
+        },
+        Rescope {
+            tablet: 2,
+            units: 3,
+        },
+        Exchange {
+            on: 2,
+            upload: 1,
+            lose_answer: true,
+        },
+    ];
+    let dir = scratch();
+    let mut net = Net::new(dir.path());
+    for step in &steps {
+        net.run(step);
+    }
+    net.heal();
+    net.check();
+}

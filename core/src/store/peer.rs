@@ -354,7 +354,7 @@ impl Store {
         if !answer.full() {
             scan_for_peer(&tx, peer, scope, &mut answer)?;
         }
-        record_decisions(&tx, peer, &answer.decided, answer.out.cursor)?;
+        record_decisions(&tx, peer, &answer, answer.out.cursor)?;
         tx.commit()?;
         let mut changes = answer.out;
         changes.scope = Some(token);
@@ -635,6 +635,8 @@ struct Answer {
     max_bytes: usize,
     /// What this answer decided per case: given (true) or removed (false).
     decided: HashMap<CaseId, bool>,
+    /// Cases handed over for a change of the device's units.
+    handed_over: HashSet<CaseId>,
     /// Cases whose operations go to the device whole, its own included:
     /// it may have dropped them with the case (handed over by this answer,
     /// or come back to it after it was told to drop them).
@@ -653,6 +655,7 @@ impl Answer {
             max_ops,
             max_bytes,
             decided: HashMap::new(),
+            handed_over: HashSet::new(),
             whole: HashMap::new(),
         }
     }
@@ -708,7 +711,11 @@ fn take_scope(
         .and_then(|r| r.scope)
         .filter(|t| t.scope == token.scope);
     let after = match echoed {
-        Some(ScopeToken { after: None, .. }) => return settle(&target).map(|()| token),
+        Some(ScopeToken { after: None, .. }) => {
+            // It applied every answer of the hand-over: what they gave is held.
+            confirm_hand_over(conn, peer, answer.cursor)?;
+            return settle(&target).map(|()| token);
+        }
         Some(ScopeToken {
             after: Some(after), ..
         }) => after,
@@ -766,6 +773,10 @@ fn take_scope(
             return Ok(token);
         }
         answer.decided.insert(case, true);
+        if report.is_some() {
+            // A first-release device cannot confirm: held as any given case.
+            answer.handed_over.insert(case);
+        }
         answer.whole.insert(case, true);
         for (op, size) in case_history(conn, case, answer.cursor + 1)? {
             answer.push(op, size);
@@ -868,6 +879,20 @@ fn case_history(conn: &Connection, case: CaseId, before: u64) -> Result<Vec<(Op,
     Ok(ops)
 }
 
+/// The device took every answer of a hand-over: the cases they gave are
+/// held as of `cursor`.
+fn confirm_hand_over(conn: &Connection, peer: ReplicaId, cursor: u64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE peer_cases SET changed_at = ?2 WHERE peer = ?1 AND changed_at = ?3",
+    )?
+    .execute(params![peer, cursor as i64, HANDED_OVER])?;
+    Ok(())
+}
+
+/// `peer_cases.changed_at` of a case handed over for a change of units,
+/// until the device confirms it took the hand-over.
+const HANDED_OVER: i64 = i64::MAX;
+
 /// An operation's size in an answer: its body and its dot, stamp and case.
 fn op_size(body: &[u8]) -> usize {
     body.len() + 24
@@ -879,7 +904,7 @@ fn op_size(body: &[u8]) -> usize {
 fn record_decisions(
     conn: &Connection,
     peer: ReplicaId,
-    decided: &HashMap<CaseId, bool>,
+    answer: &Answer,
     cursor: u64,
 ) -> Result<()> {
     let mut give = conn.prepare_cached(
@@ -895,8 +920,14 @@ fn record_decisions(
          ON CONFLICT(peer, case_id) DO UPDATE SET in_scope = 0, changed_at = excluded.changed_at
          WHERE in_scope = 1",
     )?;
-    for (case, given) in decided {
-        let args = params![peer, case.as_i64(), cursor as i64];
+    for (case, given) in &answer.decided {
+        // Handed over with a change of units, the answer's cursor may not
+        // move: held once the device confirms (see `take_scope`).
+        let at = match answer.handed_over.contains(case) {
+            true => HANDED_OVER,
+            false => cursor as i64,
+        };
+        let args = params![peer, case.as_i64(), at];
         if *given {
             give.execute(args)?;
         } else {
