@@ -5,6 +5,7 @@
 use crate::gateway::{locked, now_ms, Gateway};
 use crate::providers::{SendResult, SmsSender};
 use crate::state::{GatewayDb, OutboxSms};
+use guichet_core::privacy::mask_phone;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,11 +98,11 @@ fn record(
     match result {
         SendResult::Accepted(provider_id) => db.sms_sent(id, name, provider_id.as_deref(), now),
         SendResult::Retry(why) if attempts + 1 < max_attempts => {
-            tracing::warn!(sms = id, attempt = attempts + 1, %why, "SMS not sent, will retry");
+            tracing::warn!(sms = id, to = %mask_phone(&sms.phone), attempt = attempts + 1, %why, "SMS not sent, will retry");
             db.sms_attempt_failed(id, why, Some(now + backoff(attempts)), now)
         }
         SendResult::Retry(why) | SendResult::Refused(why) => {
-            tracing::warn!(sms = id, %why, "SMS given up");
+            tracing::warn!(sms = id, to = %mask_phone(&sms.phone), %why, "SMS given up");
             db.sms_attempt_failed(id, why, None, now)
         }
     }

@@ -264,7 +264,7 @@ impl Sender {
         Ok(Sender {
             url: super::api_url("providers.africastalking.base_url", &url)?,
             config,
-            http: super::api_client(),
+            http: super::api_client()?,
         })
     }
 
@@ -288,7 +288,7 @@ impl Sender {
             .await;
         let response = match response {
             Ok(r) => r,
-            Err(e) => return SendResult::Retry(format!("network: {e}")),
+            Err(e) => return SendResult::Retry(super::network_error(e)),
         };
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
@@ -296,10 +296,7 @@ impl Sender {
             return SendResult::Retry(format!("HTTP {status}"));
         }
         if !status.is_success() {
-            return SendResult::Refused(format!(
-                "HTTP {status}: {}",
-                body.chars().take(200).collect::<String>()
-            ));
+            return SendResult::Refused(format!("HTTP {status}: {body}"));
         }
         read_answer(&body)
     }
@@ -356,7 +353,10 @@ impl SmsSender for Sender {
     }
 
     fn send<'a>(&'a self, sms: &'a OutboxSms) -> SendFuture<'a> {
-        Box::pin(self.send_one(sms))
+        Box::pin(async move {
+            let secrets = [self.config.api_key.as_str(), &self.config.auth.secret];
+            self.send_one(sms).await.scrubbed(&secrets, sms)
+        })
     }
 }
 

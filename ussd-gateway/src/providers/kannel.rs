@@ -176,7 +176,7 @@ impl Sender {
         Ok(Sender {
             url: super::api_url("providers.kannel.sendsms_url", &config.sendsms_url)?,
             config,
-            http: super::api_client(),
+            http: super::api_client()?,
         })
     }
 
@@ -208,7 +208,7 @@ impl Sender {
         // %2B (a bare `+` would arrive as a space: a wrong number).
         let response = match self.http.get(self.url.clone()).query(&params).send().await {
             Ok(r) => r,
-            Err(e) => return SendResult::Retry(format!("network: {e}")),
+            Err(e) => return SendResult::Retry(super::network_error(e)),
         };
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
@@ -229,7 +229,10 @@ impl SmsSender for Sender {
     }
 
     fn send<'a>(&'a self, sms: &'a OutboxSms) -> SendFuture<'a> {
-        Box::pin(self.send_one(sms))
+        Box::pin(async move {
+            let secrets = [self.config.password.as_str(), &self.config.auth.secret];
+            self.send_one(sms).await.scrubbed(&secrets, sms)
+        })
     }
 }
 
