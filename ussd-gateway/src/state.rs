@@ -64,7 +64,8 @@ pub enum SmsStatus {
     /// The provider or the network gave up on it.
     Failed,
     /// The gateway stopped while sending: it may or may not have left.
-    /// Not sent again (one SMS per event), unless a delivery report tells.
+    /// Not sent again (at most once), unless a delivery report tells. A
+    /// reference SMS is queued again instead (at least once).
     Unknown,
 }
 
@@ -123,9 +124,10 @@ impl GatewayDb {
     pub fn open(path: &Path) -> Res<GatewayDb> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // NORMAL: every commit survives a crash of the process; a power cut
-        // may lose the last few (sessions, at worst an SMS in the outbox).
-        // Cases themselves live in the case store, which syncs every commit.
+        // NORMAL for single writes (a language chosen, a delivery report, a
+        // session's end): each survives a crash of the process, a power cut
+        // may lose the last few. Every `transaction` syncs at its commit,
+        // and with it every write before it (see `transaction`).
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Plans made once per statement. Otherwise SQLite plans a statement
@@ -146,10 +148,12 @@ impl GatewayDb {
                 conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column}"))?;
             }
         }
-        // Sends interrupted by a stop: they may have left; never twice.
+        // Sends interrupted by a stop: they may have left. A reference is
+        // sent again (at least once), any other message never twice.
         conn.execute(
-            "UPDATE outbox SET status = 'unknown', last_error = 'interrupted while sending'
-             WHERE status = 'sending'",
+            "UPDATE outbox SET status = CASE WHEN event_key LIKE 'created:%' OR event_key LIKE 'consent:%'
+               THEN 'queued' ELSE 'unknown' END,
+             last_error = 'interrupted while sending' WHERE status = 'sending'",
             [],
         )?;
         Ok(GatewayDb {
@@ -158,8 +162,12 @@ impl GatewayDb {
         })
     }
 
-    /// Runs `work` as one transaction: one commit for many writes. Work
-    /// started inside a transaction joins it.
+    /// Runs `work` as one transaction: one commit for many writes, durable
+    /// once this returns, power cut or not (the write-ahead log is synced
+    /// at its commit, and with it every write before). What the gateway
+    /// promises goes through here: SMS queued, the marks of SMS being
+    /// sent and their results, an opt-out. Work started inside a
+    /// transaction joins it.
     pub fn transaction<T, E: From<rusqlite::Error>>(
         &self,
         work: impl FnOnce() -> Result<T, E>,
@@ -167,10 +175,16 @@ impl GatewayDb {
         if !self.conn.is_autocommit() {
             return work();
         }
-        let tx = self.conn.unchecked_transaction()?;
-        let out = work()?;
-        tx.commit()?;
-        Ok(out)
+        // The level can only change between transactions.
+        self.conn.execute_batch("PRAGMA synchronous = FULL")?;
+        let done = (|| {
+            let tx = self.conn.unchecked_transaction()?;
+            let out = work()?;
+            tx.commit()?;
+            Ok(out)
+        })();
+        self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+        done
     }
 
     pub fn language(&self, phone: &str) -> Res<Option<String>> {
@@ -217,14 +231,17 @@ impl GatewayDb {
             .unwrap_or(false))
     }
 
+    /// An opt-out (or back in), durable: the citizen is told it holds.
     pub fn set_stopped(&self, phone: &str, stopped: bool) -> Res<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO phones(phone, stopped) VALUES (?1, ?2)
-                 ON CONFLICT(phone) DO UPDATE SET stopped = excluded.stopped",
-            )?
-            .execute(params![phone, stopped])?;
-        Ok(())
+        self.transaction(|| {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO phones(phone, stopped) VALUES (?1, ?2)
+                     ON CONFLICT(phone) DO UPDATE SET stopped = excluded.stopped",
+                )?
+                .execute(params![phone, stopped])?;
+            Ok(())
+        })
     }
 
     pub fn record_ussd_outcome(
@@ -288,16 +305,28 @@ impl GatewayDb {
             .collect()
     }
 
-    /// Queues an SMS for an event; false if that event already has one.
+    /// Queues an SMS for an event, durably; false if that event already
+    /// has one.
     pub fn enqueue_sms(&self, event_key: &str, phone: &str, text: &str, now: u64) -> Res<bool> {
-        let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO outbox(event_key, phone, text, status, next_attempt_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?4)",
-            )?
-            .execute(params![event_key, phone, text, now as i64])?;
-        Ok(inserted == 1)
+        self.transaction(|| {
+            let inserted = self
+                .conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outbox(event_key, phone, text, status, next_attempt_at, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?4)",
+                )?
+                .execute(params![event_key, phone, text, now as i64])?;
+            Ok(inserted == 1)
+        })
+    }
+
+    /// Whether an SMS is queued (or was sent) for an event.
+    pub fn has_sms(&self, event_key: &str) -> Res<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM outbox WHERE event_key = ?1")?
+            .query_row([event_key], |_| Ok(()))
+            .optional()
+            .map(|found| found.is_some())
     }
 
     /// Takes the SMS due now, marking them as being sent (durably, before
@@ -501,34 +530,35 @@ mod tests {
     }
 
     #[test]
-    fn one_sms_per_event_and_an_interrupted_send_is_never_repeated() {
+    fn one_sms_per_event_and_an_interrupted_send_is_repeated_only_for_a_reference() {
         let dir = tempfile::TempDir::new().unwrap();
         let path = dir.path().join("gateway.db");
         let db = GatewayDb::open(&path).unwrap();
         assert!(db
-            .enqueue_sms("created:1", "+221770000001", "hello", 10)
+            .enqueue_sms("status:1:2:3", "+221770000001", "moved", 10)
             .unwrap());
         assert!(!db
-            .enqueue_sms("created:1", "+221770000001", "hello", 11)
+            .enqueue_sms("status:1:2:3", "+221770000001", "moved", 11)
+            .unwrap());
+        assert!(db
+            .enqueue_sms("created:2", "+221770000002", "your reference", 10)
             .unwrap());
         let due = db.take_due_sms(10, 10).unwrap();
-        assert_eq!(due.len(), 1);
+        assert_eq!(due.len(), 2);
         assert!(db.take_due_sms(10, 10).unwrap().is_empty(), "taken once");
         drop(db);
         // The gateway stopped before recording the provider's answer.
         let db = GatewayDb::open(&path).unwrap();
-        assert_eq!(
-            db.sms(due[0].id).unwrap().unwrap().status,
-            SmsStatus::Unknown
-        );
-        assert!(db.take_due_sms(1_000, 10).unwrap().is_empty());
+        let status = |db: &GatewayDb, id| db.sms(id).unwrap().unwrap().status;
+        assert_eq!(status(&db, due[0].id), SmsStatus::Unknown, "at most once");
+        assert_eq!(status(&db, due[1].id), SmsStatus::Queued, "at least once");
+        let again = db.take_due_sms(1_000, 10).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].event_key, "created:2");
         assert!(db
             .delivery_report(DlrKey::Ours(due[0].id), SmsStatus::Delivered, None, 20)
             .unwrap());
-        assert_eq!(
-            db.sms(due[0].id).unwrap().unwrap().status,
-            SmsStatus::Delivered
-        );
+        assert_eq!(status(&db, due[0].id), SmsStatus::Delivered);
     }
 
     #[test]
