@@ -151,16 +151,25 @@ async fn delivery_report(
         4 | 8 => SmsStatus::Sent,
         _ => return (StatusCode::BAD_REQUEST, "unknown report type").into_response(),
     };
-    let _ = tokio::task::spawn_blocking(move || {
+    let recorded = tokio::task::spawn_blocking(move || {
         let db = locked(&gw.db);
         let error =
             (status == SmsStatus::Failed).then_some("refused or undelivered (Kannel report)");
-        if let Err(e) = db.delivery_report(DlrKey::Ours(id), status, error, now_ms()) {
-            tracing::error!(error = %e, "recording a delivery report failed");
-        }
+        db.delivery_report(DlrKey::Ours(id), status, error, now_ms())
     })
     .await;
-    (StatusCode::OK, "").into_response()
+    // Not recorded: an error, so that Kannel may try again.
+    match recorded {
+        Ok(Ok(_)) => (StatusCode::OK, "").into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "recording a delivery report failed");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording a delivery report failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// Sends through Kannel's `sendsms` interface.
