@@ -50,7 +50,7 @@ type Sent = Vec<(OutboxSms, SendResult)>;
 /// Records the results of the batch just sent and takes the next batch,
 /// marked as being sent, in one transaction: one commit per batch. Results
 /// that could not be recorded are handed back, to be recorded next turn;
-/// meanwhile their messages stay marked as being sent, never sent twice.
+/// meanwhile their messages stay marked as being sent, not sent again.
 async fn record_and_take(
     gw: &Arc<Gateway>,
     name: &'static str,
@@ -195,7 +195,8 @@ async fn run_resting(
 ) {
     let mut sent = Sent::new();
     loop {
-        let stopping = *stopped.borrow();
+        // A dropped handle stops the outbox too.
+        let stopping = *stopped.borrow() || stopped.has_changed().is_err();
         let take = if stopping { 0 } else { BATCH };
         let (due, unrecorded) = record_and_take(&gw, sender.name(), sent, take).await;
         sent = unrecorded;
