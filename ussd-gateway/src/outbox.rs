@@ -1,9 +1,10 @@
 //! Sends what the outbox holds, with retries and backoff.
 //!
 //! What a crash or a power cut may do to each kind of message:
-//! - every message queued stays queued, and every mark and result is kept:
-//!   each is committed durably (`GatewayDb::transaction`) before the
-//!   gateway acts on it or tells anyone;
+//! - the marks of messages being sent and their results are committed
+//!   durably (`GatewayDb::durable`) before the gateway acts on them, and
+//!   with them everything queued before; so is a reply queued for a
+//!   provider that will not call again;
 //! - a message is marked as being sent, durably, before it leaves. If the
 //!   gateway stops before the provider's answer is recorded, it may or may
 //!   not have left. A reference SMS (`created:`, `consent:`) is then sent
@@ -11,10 +12,12 @@
 //!   reference and a second copy is harmless. Any other SMS (a status
 //!   change, a reply) is never sent twice: at most once, marked unknown,
 //!   and a delivery report may still tell;
-//! - a request stored in the case store whose reference SMS was not queued
-//!   (the gateway stopped between the two commits) gets it at the next
-//!   start (`queue_missing_references`); status SMS are derived from the
-//!   case store anyway, from the last position notified.
+//! - a request stored in the case store (which syncs every commit) whose
+//!   reference SMS is not in the outbox (the gateway stopped between the
+//!   two commits, or a power cut undid gateway.db's) gets it at the next
+//!   start (`queue_missing_references`): a filing's commit in gateway.db
+//!   need not wait on the disk. Status SMS are derived from the case store
+//!   likewise, from the last position notified, which is undone with them.
 //!
 //! On shutdown the batch in flight is sent and its results recorded
 //! (`Outbox::stop`, bounded by `SHUTDOWN_WAIT`) before the process exits.
@@ -62,7 +65,7 @@ async fn record_and_take(
         let db = locked(&gw.db);
         let max = gw.config.sms.max_attempts;
         let now = now_ms();
-        let taken = db.transaction(|| {
+        let taken = db.durable(|| {
             for (sms, result) in &sent {
                 record(&db, name, max, sms, result, now)?;
             }
@@ -249,7 +252,7 @@ pub fn queue_missing_references(gw: &Gateway) -> Result<usize, FlowError> {
         return Ok(0);
     };
     let now = now_ms();
-    let queued = db.transaction(|| {
+    let queued = db.durable(|| {
         let mut queued = 0;
         for id in &ours {
             let case = store.case(*id)?;

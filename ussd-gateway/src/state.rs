@@ -124,10 +124,9 @@ impl GatewayDb {
     pub fn open(path: &Path) -> Res<GatewayDb> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // NORMAL for single writes (a language chosen, a delivery report, a
-        // session's end): each survives a crash of the process, a power cut
-        // may lose the last few. Every `transaction` syncs at its commit,
-        // and with it every write before it (see `transaction`).
+        // NORMAL: every commit survives a crash of the process; a power cut
+        // may lose the last few (a language, a session's end), except what
+        // `durable` commits, and every commit before one.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Plans made once per statement. Otherwise SQLite plans a statement
@@ -162,13 +161,31 @@ impl GatewayDb {
         })
     }
 
-    /// Runs `work` as one transaction: one commit for many writes, durable
-    /// once this returns, power cut or not (the write-ahead log is synced
-    /// at its commit, and with it every write before). What the gateway
-    /// promises goes through here: SMS queued, the marks of SMS being
-    /// sent and their results, an opt-out. Work started inside a
-    /// transaction joins it.
+    /// Runs `work` as one transaction: one commit for many writes. It
+    /// survives a crash of the process; a power cut may undo it, unless a
+    /// `durable` commit followed (the write-ahead log is synced in order).
+    /// Work started inside a transaction joins it.
     pub fn transaction<T, E: From<rusqlite::Error>>(
+        &self,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        if !self.conn.is_autocommit() {
+            return work();
+        }
+        let tx = self.conn.unchecked_transaction()?;
+        let out = work()?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// As `transaction`, and durable once this returns, power cut or not:
+    /// the write-ahead log is synced at the commit, and with it every
+    /// commit before. For what the gateway promises without any way to
+    /// derive it again: the marks of SMS being sent and their results, a
+    /// reply queued for a provider that will not call again, an opt-out.
+    /// (A filing's reference SMS is derived again from the case store at
+    /// start if lost: see `outbox::queue_missing_references`.)
+    pub fn durable<T, E: From<rusqlite::Error>>(
         &self,
         work: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
@@ -177,12 +194,7 @@ impl GatewayDb {
         }
         // The level can only change between transactions.
         self.conn.execute_batch("PRAGMA synchronous = FULL")?;
-        let done = (|| {
-            let tx = self.conn.unchecked_transaction()?;
-            let out = work()?;
-            tx.commit()?;
-            Ok(out)
-        })();
+        let done = self.transaction(work);
         self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         done
     }
@@ -233,7 +245,7 @@ impl GatewayDb {
 
     /// An opt-out (or back in), durable: the citizen is told it holds.
     pub fn set_stopped(&self, phone: &str, stopped: bool) -> Res<()> {
-        self.transaction(|| {
+        self.durable(|| {
             self.conn
                 .prepare_cached(
                     "INSERT INTO phones(phone, stopped) VALUES (?1, ?2)
@@ -305,10 +317,10 @@ impl GatewayDb {
             .collect()
     }
 
-    /// Queues an SMS for an event, durably; false if that event already
-    /// has one.
+    /// Queues an SMS for an event; false if that event already has one.
+    /// Durable on its own; inside a transaction, as that transaction.
     pub fn enqueue_sms(&self, event_key: &str, phone: &str, text: &str, now: u64) -> Res<bool> {
-        self.transaction(|| {
+        self.durable(|| {
             let inserted = self
                 .conn
                 .prepare_cached(
@@ -332,7 +344,7 @@ impl GatewayDb {
     /// Takes the SMS due now, marking them as being sent (durably, before
     /// any leaves), in one transaction.
     pub fn take_due_sms(&self, now: u64, limit: usize) -> Res<Vec<OutboxSms>> {
-        self.transaction(|| {
+        self.durable(|| {
             let due: Vec<OutboxSms> = self
                 .conn
                 .prepare_cached(DUE_SMS)?

@@ -59,6 +59,14 @@ async fn a_reply_or_report_that_cannot_be_recorded_is_refused_so_the_provider_re
     // The provider calls once more (our 200 was lost): answered once.
     assert_eq!(at_sms(&gw, phone, "HELP", "ATXid_in_1").await, 200);
     assert_eq!(status(&data).len(), 1, "one reply queued");
+    // The provider's id is recorded: its report can find the message.
+    for _ in 0..200 {
+        if status(&data) == ["sent"] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(status(&data), ["sent"]);
 
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     assert_eq!(
