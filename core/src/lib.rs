@@ -30,6 +30,7 @@ pub use model::{
 pub use op::{FieldWrite, Op, OpBody};
 pub use store::{
     system_clock, ApplyOutcome, BatchLimit, CaseHistory, CaseQuery, Clock, HistoryReader,
-    PeerChanges, Scope, ServeTimes, Store, SyncOutcome, SyncStatus, Touched, Writer,
+    PeerChanges, QuarantineEntry, QuarantineState, ReleaseOutcome, Scope, ServeTimes, Store,
+    SyncOutcome, SyncStatus, Touched, Writer,
 };
 pub use wire::Batch;

@@ -39,6 +39,17 @@ pub enum OpBody {
     Event { kind: EventKind, text: String },
 }
 
+impl OpBody {
+    /// What kind of operation this is, in a word (for lists and logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OpBody::Create { .. } => "create",
+            OpBody::Update(_) => "update",
+            OpBody::Event { .. } => "event",
+        }
+    }
+}
+
 /// A new value for a field, and the writes of that field its author had on
 /// screen when writing it: those it supersedes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -36,13 +36,14 @@ fn device(dir: &TempDir, replica: u32, scope: Scope) -> Device {
     Device { store, scope }
 }
 
+/// A request as the sync client makes it.
+fn request(d: &Device, upload: usize) -> SyncRequest {
+    d.store.sync_request(SERVER, upload, 15, "test").unwrap()
+}
+
 /// One request/response; the response may be lost on the way back.
 fn exchange(server: &mut Store, d: &mut Device, lose_response: bool) -> SyncResponse {
-    let request = SyncRequest::new(
-        d.store.sync_cursor(SERVER).unwrap(),
-        d.store.pending_ops(SERVER, 20).unwrap(),
-        15,
-    );
+    let request = request(d, 20);
     let (response, _) = server
         .serve_sync(d.store.replica(), &d.scope, &request, 1 << 20)
         .unwrap();
@@ -125,17 +126,17 @@ fn a_device_cannot_write_outside_its_scope_or_as_another_replica() {
         err.to_string().contains("only operations it authored"),
         "{err}"
     );
-    // b opens a case in a unit it does not serve: refused, nothing applied.
+    // b opens a case in a unit it does not serve: kept in quarantine, not
+    // applied, and b moves past it.
     b.store
         .write(|w| w.create_case(&new_case("unit-a", "Intrus")))
         .unwrap();
-    let request = SyncRequest::new(0, b.store.pending_ops(SERVER, 10).unwrap(), 10);
     let before = server.count_cases().unwrap();
-    assert!(matches!(
-        server.serve_sync(4, &b.scope, &request, 1 << 20),
-        Err(Error::Batch(_))
-    ));
+    sync(&mut server, &mut b);
     assert_eq!(server.count_cases().unwrap(), before);
+    let held = server.quarantined(Some(4), true).unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].reason.contains("not one of the device's units"));
     // The gateway (intake) may open cases in any unit.
     gateway
         .store
@@ -281,4 +282,287 @@ fn a_replaced_server_is_noticed_and_given_everything_again() {
     );
     sync(&mut replaced, &mut a);
     assert_eq!(replaced.count_cases().unwrap(), 1);
+}
+
+fn held_ids(s: &Store) -> Vec<CaseId> {
+    let q = CaseQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut ids: Vec<_> = s
+        .list_cases(&q)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_refused_operation_is_quarantined_and_never_stalls_the_device() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, mut gateway, mut a, _b, ids) = setup(&dir);
+    sync(&mut server, &mut a);
+    // a opens a case in unit-b, which it does not serve, edits it, and
+    // works on one of its own cases after that.
+    let outside = a
+        .store
+        .write(|w| {
+            let id = w.create_case(&new_case("unit-b", "Hors unité"))?;
+            w.add_event(id, EventKind::Note, "suite")?;
+            w.add_event(ids[1], EventKind::Visit, "visite")?;
+            Ok(id)
+        })
+        .unwrap();
+    let total = a.store.version_vector().get(&3);
+    sync(&mut server, &mut a);
+    // The server took the edit of a's own unit and holds the two others.
+    assert_eq!(server.get_case(ids[1]).unwrap().timeline.len(), 2);
+    assert!(server.get_case(outside).is_err());
+    let held = server.quarantined(Some(3), true).unwrap();
+    assert_eq!(held.len(), 2);
+    assert!(held[1].reason.contains("depends on operation"), "{held:?}");
+    // a's queue moved past them, and its status says why.
+    let status = a.store.sync_status(SERVER).unwrap();
+    assert_eq!(status.pending_ops, 0);
+    assert_eq!(status.quarantined_ops, 2);
+    assert_eq!(status.quarantined.len(), 2);
+    assert!(status.quarantined[0].reason.contains("units"));
+    assert_eq!(server.version_vector().get(&3), total);
+    // a keeps receiving its unit's work and sending its own.
+    gateway
+        .store
+        .write(|w| w.add_event(ids[2], EventKind::Note, "du guichet"))
+        .unwrap();
+    sync(&mut server, &mut gateway);
+    a.store
+        .write(|w| w.add_event(ids[4], EventKind::Note, "après"))
+        .unwrap();
+    sync(&mut server, &mut a);
+    assert_eq!(a.store.get_case(ids[2]).unwrap().timeline.len(), 2);
+    assert_eq!(server.get_case(ids[4]).unwrap().timeline.len(), 2);
+    // Resent (its answer lost), a quarantined operation is not taken twice.
+    let again = SyncRequest::new(0, a.store.ops_of(3, 0).unwrap(), 15);
+    server.serve_sync(3, &a.scope, &again, 1 << 20).unwrap();
+    assert_eq!(server.quarantined(None, false).unwrap().len(), 2);
+
+    // Released while a still does not serve unit-b: nothing changes.
+    let outcome = server.release_quarantined(3, &a.scope, "mariama").unwrap();
+    assert_eq!((outcome.released, outcome.still_held), (0, 2));
+    // Once a serves unit-b, releasing applies both, in order.
+    a.scope = Scope::Units(vec!["unit-a".into(), "unit-b".into()]);
+    let outcome = server.release_quarantined(3, &a.scope, "mariama").unwrap();
+    assert_eq!((outcome.released, outcome.still_held), (2, 0));
+    assert_eq!(server.get_case(outside).unwrap().timeline.len(), 2);
+    sync(&mut server, &mut a);
+    assert_eq!(a.store.sync_status(SERVER).unwrap().quarantined_ops, 0);
+    assert!(a.store.sync_status(SERVER).unwrap().quarantined.is_empty());
+    assert_eq!(
+        a.store.get_case(outside).unwrap(),
+        server.get_case(outside).unwrap()
+    );
+    let all = server.quarantined(None, false).unwrap();
+    assert!(all
+        .iter()
+        .all(|e| e.state == guichet_core::QuarantineState::Released));
+    assert_eq!(all[0].resolved_by.as_deref(), Some("mariama"));
+}
+
+#[test]
+fn an_acknowledged_operation_stays_unapplied_and_so_do_its_followers() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, _gateway, mut a, _b, _) = setup(&dir);
+    sync(&mut server, &mut a);
+    let outside = a
+        .store
+        .write(|w| w.create_case(&new_case("unit-z", "Ailleurs")))
+        .unwrap();
+    sync(&mut server, &mut a);
+    let held = server.quarantined(Some(3), true).unwrap();
+    server
+        .acknowledge_quarantined(held[0].id, "mariama")
+        .unwrap();
+    assert!(server.acknowledge_quarantined(held[0].id, "x").is_err());
+    // A later edit of the acknowledged case depends on it: held as well.
+    a.store
+        .write(|w| w.add_event(outside, EventKind::Note, "encore"))
+        .unwrap();
+    sync(&mut server, &mut a);
+    let status = a.store.sync_status(SERVER).unwrap();
+    assert_eq!((status.pending_ops, status.quarantined_ops), (0, 1));
+    assert!(server.get_case(outside).is_err());
+    assert_eq!(server.quarantined(Some(3), false).unwrap().len(), 2);
+}
+
+#[test]
+fn an_operation_that_cannot_be_applied_is_quarantined_not_refused_forever() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, _gateway, mut a, _b, _) = setup(&dir);
+    a.store
+        .write(|w| w.create_case(&new_case("unit-a", "Awa")))
+        .unwrap();
+    sync(&mut server, &mut a);
+    // A tablet restored from an old copy opens a case under a reference it
+    // already issued: every check before applying passes, applying fails.
+    let created = a.store.ops_of(3, 0).unwrap().pop().unwrap();
+    let dot = guichet_core::Dot::new(3, created.dot.counter + 1);
+    let reused = guichet_core::Op {
+        dot,
+        case: CaseId::from_dot(dot).unwrap(),
+        ..created.clone()
+    };
+    let request = SyncRequest::new(a.store.sync_cursor(SERVER).unwrap(), vec![reused], 15);
+    let (response, _) = server.serve_sync(3, &a.scope, &request, 1 << 20).unwrap();
+    assert_eq!(response.acked, dot.counter, "counted as received");
+    let held = server.quarantined(Some(3), true).unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].reason.contains("reference"), "{}", held[0].reason);
+    assert_eq!(server.count_cases().unwrap(), 13);
+}
+
+#[test]
+fn a_case_that_leaves_and_comes_back_is_never_purged_while_in_scope() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, mut gateway, mut a, _b, ids) = setup(&dir);
+    sync(&mut server, &mut a);
+    let case = ids[1];
+    // a has more edits of the case than one request carries.
+    a.store
+        .write(|w| {
+            for i in 0..25 {
+                w.add_event(case, EventKind::Note, &format!("note {i}"))?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    gateway
+        .store
+        .write(|w| w.update(case, &[(Field::Unit, Value::text("unit-b"))]))
+        .unwrap();
+    sync(&mut server, &mut gateway);
+    // One exchange: 20 edits land, a is told the case left, and keeps it
+    // until its last 5 edits are in. Meanwhile no new local writes to it.
+    exchange(&mut server, &mut a, false);
+    assert!(a.store.get_case(case).is_ok());
+    let refused = a
+        .store
+        .write(|w| w.add_event(case, EventKind::Note, "trop tard"));
+    assert!(
+        matches!(refused, Err(Error::InvalidInput(_))),
+        "{refused:?}"
+    );
+    // The case comes back to unit-a before a syncs again.
+    gateway
+        .store
+        .write(|w| w.update(case, &[(Field::Unit, Value::text("unit-a"))]))
+        .unwrap();
+    sync(&mut server, &mut gateway);
+    sync(&mut server, &mut a);
+    assert!(a.store.get_case(case).is_ok(), "back in scope, kept");
+    assert_eq!(a.store.sync_status(SERVER).unwrap().quarantined_ops, 0);
+    // Later work on it reaches a, and a may write to it again.
+    gateway
+        .store
+        .write(|w| w.add_event(case, EventKind::Visit, "du guichet"))
+        .unwrap();
+    sync(&mut server, &mut gateway);
+    sync(&mut server, &mut a);
+    a.store
+        .write(|w| w.add_event(case, EventKind::Note, "de retour"))
+        .unwrap();
+    sync(&mut server, &mut a);
+    assert_eq!(
+        a.store.get_case(case).unwrap(),
+        server.get_case(case).unwrap()
+    );
+    assert_eq!(held_ids(&a.store).len(), 8);
+}
+
+#[test]
+fn writes_made_after_a_device_learnt_a_case_left_are_quarantined() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, mut gateway, mut a, _b, ids) = setup(&dir);
+    sync(&mut server, &mut a);
+    let case = ids[1];
+    a.store
+        .write(|w| w.add_event(case, EventKind::Note, "avant"))
+        .unwrap();
+    gateway
+        .store
+        .write(|w| w.update(case, &[(Field::Unit, Value::text("unit-b"))]))
+        .unwrap();
+    sync(&mut server, &mut gateway);
+    // a's edit made before it knew lands; a is told and drops the case.
+    sync(&mut server, &mut a);
+    assert_eq!(server.get_case(case).unwrap().timeline.len(), 3);
+    assert!(a.store.get_case(case).is_err());
+    // A device that writes to it anyway (a faulty one) is held to what it
+    // had written by then.
+    let late = guichet_core::Op {
+        dot: guichet_core::Dot::new(3, a.store.version_vector().get(&3) + 1),
+        stamp: guichet_core::Stamp(a.store.now_ms() << 16),
+        case,
+        body: guichet_core::OpBody::Event {
+            kind: EventKind::Note,
+            text: "après".into(),
+        },
+    };
+    let request = SyncRequest::new(a.store.sync_cursor(SERVER).unwrap(), vec![late], 15);
+    server.serve_sync(3, &a.scope, &request, 1 << 20).unwrap();
+    let held = server.quarantined(Some(3), true).unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].reason.contains("had left"), "{}", held[0].reason);
+    assert_eq!(server.get_case(case).unwrap().timeline.len(), 3);
+}
+
+#[test]
+fn an_answer_respects_its_byte_bound_with_whole_histories() {
+    let dir = TempDir::new().unwrap();
+    let (mut server, mut gateway, mut a, _b, _) = setup(&dir);
+    sync(&mut server, &mut a);
+    // 40 cases with long notes enter a's scope at once, their history with them.
+    let long = "x".repeat(4_000);
+    let moved = gateway
+        .store
+        .write(|w| {
+            let mut ids = Vec::new();
+            for i in 0..40 {
+                let id = w.create_case(&new_case("unit-b", &format!("C{i}")))?;
+                for _ in 0..5 {
+                    w.add_event(id, EventKind::Note, &long)?;
+                }
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+        .unwrap();
+    sync(&mut server, &mut gateway);
+    // a's position passes them while they are not its unit's.
+    sync(&mut server, &mut a);
+    gateway
+        .store
+        .write(|w| {
+            for id in &moved {
+                w.update(*id, &[(Field::Unit, Value::text("unit-a"))])?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    sync(&mut server, &mut gateway);
+    let bound = 64 << 10;
+    let mut request = request(&a, 20);
+    request.max_ops = 2_000;
+    let (response, _) = server.serve_sync(3, &a.scope, &request, bound).unwrap();
+    let size: usize = response
+        .ops
+        .iter()
+        .map(|op| postcard::to_stdvec(op).unwrap().len())
+        .sum();
+    // One case's history (7 operations, about 20 KB) may go past the bound.
+    assert!(
+        size < bound + 25_000,
+        "{size} bytes against a bound of {bound}"
+    );
+    assert!(response.more);
 }

@@ -622,10 +622,33 @@ fn a_file_that_cannot_be_opened_is_refused_and_kept_byte_for_byte() {
         .unwrap()
         .execute_batch("CREATE TABLE photos(id INTEGER PRIMARY KEY)")
         .unwrap();
+    let before = std::fs::read(&foreign).unwrap();
     assert!(matches!(
         Store::open(&foreign, 1),
         Err(Error::CannotOpen { .. })
     ));
+    // Not even switched to WAL (which rewrites the header).
+    assert!(
+        std::fs::read(&foreign).unwrap() == before,
+        "the file changed"
+    );
+    assert!(!dir.path().join("foreign.db-wal").exists());
+
+    // A schema version no Guichet wrote (negative): refused, no panic.
+    let unknown = dir.path().join("unknown.db");
+    drop(Store::open(&unknown, 1).unwrap());
+    let conn = rusqlite::Connection::open(&unknown).unwrap();
+    conn.pragma_update(None, "user_version", -3).unwrap();
+    drop(conn);
+    let before = std::fs::read(&unknown).unwrap();
+    assert!(matches!(
+        Store::open(&unknown, 1),
+        Err(Error::CannotOpen { .. })
+    ));
+    assert!(
+        std::fs::read(&unknown).unwrap() == before,
+        "the file changed"
+    );
 
     let newer = dir.path().join("newer.db");
     drop(Store::open(&newer, 1).unwrap());
@@ -649,7 +672,7 @@ fn a_version_1_store_is_upgraded_in_place_and_keeps_its_cases() {
     };
     // Make it what an older app left: version 1, without the sync table.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute_batch("DROP TABLE sync_state; DROP TABLE peer_cases; DROP TABLE leaving_cases; PRAGMA user_version = 1;")
+    conn.execute_batch("DROP TABLE sync_state; DROP TABLE peer_cases; DROP TABLE leaving_cases; DROP TABLE quarantine; DROP TABLE refused_ops; DROP TABLE peer_scopes; PRAGMA user_version = 1;")
         .unwrap();
     drop(conn);
     let mut s = Store::open(&path, 3).unwrap();

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::registry::{Device, Registry, RegistryError, Role};
+use crate::registry::{Device, Registry, RegistryError, Role, SyncSeen};
 use crate::supervision::{check_report, SupervisionDb, MAX_REPORTS};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -146,7 +146,33 @@ fn serve(
 ) -> Result<Vec<u8>, ApiError> {
     let started = Instant::now();
     let device = authenticate(state, method, uri, headers, body)?;
-    let request: SyncRequest = wire::decode_message(body).map_err(CoreError::from)?;
+    let served = serve_device(state, &device, body, started);
+    // What the device's sync health shows supervisors; failing to record
+    // it must not fail the sync it describes.
+    let outcome = served
+        .as_ref()
+        .map(|(_, seen)| seen)
+        .map_err(ApiError::message);
+    let recorded = lock(&state.registry).and_then(|r| {
+        r.record_sync(device.replica, now_ms(), outcome)
+            .map_err(ApiError::from)
+    });
+    if recorded.is_err() {
+        tracing::warn!(
+            device = device.replica,
+            "recording the device's sync health failed"
+        );
+    }
+    served.map(|(answer, _)| answer)
+}
+
+fn serve_device(
+    state: &AppState,
+    device: &Device,
+    body: &[u8],
+    started: Instant,
+) -> Result<(Vec<u8>, SyncSeen), ApiError> {
+    let request = SyncRequest::decode(body).map_err(CoreError::from)?;
     let uploaded = request.ops.len();
     let (response, times) = lock(&state.store)?.serve_sync(
         device.replica,
@@ -154,15 +180,17 @@ fn serve(
         &request,
         state.config.max_response_bytes,
     )?;
-    let encoded = wire::encode_message(&response);
+    let encoded = response.encode();
     let count = |direction| state.sync_ops.get_or_create(&DirectionLabels { direction });
     count("received").inc_by(uploaded as u64);
     count("sent").inc_by(response.ops.len() as u64);
+    let quarantined = response.quarantine.as_ref().map_or(0, |q| q.held);
     tracing::info!(
         device = device.replica,
         ops_in = uploaded,
         ops_out = response.ops.len(),
         removed = response.removed.len(),
+        quarantined,
         bytes_in = body.len(),
         bytes_out = encoded.len(),
         more = response.more,
@@ -171,7 +199,14 @@ fn serve(
         ms = started.elapsed().as_millis() as u64,
         "sync"
     );
-    Ok(encoded)
+    let report = request.device.as_ref();
+    let seen = SyncSeen {
+        pending_ops: report.map_or(0, |d| d.counter.saturating_sub(response.acked)),
+        quarantined_ops: quarantined,
+        app_version: report.map(|d| d.app_version.clone()),
+        device_error: report.and_then(|d| d.last_error.clone()),
+    };
+    Ok((encoded, seen))
 }
 
 /// The enrolled, unrevoked device that signed this request, once.
@@ -284,7 +319,10 @@ impl From<CoreError> for ApiError {
                 | BatchError::MissingDependency { .. }
                 | BatchError::ConflictingDuplicate(_),
             ) => ApiError::Conflict(e.to_string()),
-            CoreError::Batch(_) | CoreError::InvalidInput(_) => ApiError::BadRequest(e.to_string()),
+            CoreError::Batch(_)
+            | CoreError::InvalidInput(_)
+            | CoreError::NotFound(_)
+            | CoreError::InvalidTransition { .. } => ApiError::BadRequest(e.to_string()),
             other => {
                 tracing::error!(error = %other, "sync failed on the server");
                 ApiError::Internal
@@ -297,6 +335,19 @@ impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         tracing::error!(error = %e, "device registry failed");
         ApiError::Internal
+    }
+}
+
+impl ApiError {
+    /// What the client is told, as text.
+    fn message(&self) -> &str {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Forbidden(m)
+            | ApiError::Conflict(m) => m,
+            ApiError::Internal => "internal error",
+        }
     }
 }
 

@@ -21,6 +21,10 @@ pub struct Config {
     /// The deployment's local time, east of UTC (Dakar 0, Nairobi 180):
     /// the figures' days and busiest hours are local.
     pub utc_offset_minutes: i32,
+    /// A device with no successful sync for more than this many days is
+    /// flagged silent on the supervisor's devices page and counted in
+    /// `devices_silent`.
+    pub silent_device_days: u32,
 }
 
 impl Default for Config {
@@ -32,6 +36,7 @@ impl Default for Config {
             max_response_bytes: 1 << 20,
             request_timeout_secs: 60,
             utc_offset_minutes: 0,
+            silent_device_days: 3,
         }
     }
 }

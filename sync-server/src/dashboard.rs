@@ -1,14 +1,17 @@
 //! The supervisor's side of the server: sign-in, the figures as JSON
-//! (`GET /v1/figures`) and as a page (`GET /supervisor`). Supervisors see
-//! only the units they are given; devices have no access here.
+//! (`GET /v1/figures`) and as a page (`GET /supervisor`), the devices'
+//! sync health likewise (`GET /v1/devices`, `GET /supervisor/devices`).
+//! Supervisors see only the units they are given; devices have no access
+//! here.
 //!
 //! The API takes HTTP Basic credentials or the page's session cookie.
 
 use crate::app::{blocking, lock, now_ms, ApiError, AppState};
+use crate::devices::{self, Devices};
 use crate::figures::{self, Dashboard, Selection};
 use crate::page::{self, Texts};
-use crate::supervisors::{sign_in, Supervisor, SESSION_MS};
-use axum::extract::{Form, Query, State};
+use crate::supervisors::{SignIns, Supervisor, SESSION_MS};
+use axum::extract::{Extension, Form, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -30,9 +33,12 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/supervisor") }))
         .route("/v1/figures", get(figures_api))
+        .route("/v1/devices", get(devices_api))
         .route("/supervisor", get(dashboard_page))
+        .route("/supervisor/devices", get(devices_page))
         .route("/supervisor/login", get(login_page).post(log_in))
         .route("/supervisor/logout", post(log_out))
+        .layer(Extension(Arc::new(SignIns::default())))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,12 +52,12 @@ pub struct FiguresQuery {
 
 async fn figures_api(
     State(state): State<Arc<AppState>>,
+    Extension(sign_ins): Extension<Arc<SignIns>>,
     headers: HeaderMap,
     Query(query): Query<FiguresQuery>,
 ) -> Result<Response, ApiError> {
     let answer = blocking(move || {
-        let who = supervisor(&state, &headers)?
-            .ok_or_else(|| ApiError::Unauthorized("supervisor credentials needed".into()))?;
+        let who = api_supervisor(&state, &sign_ins, &headers)?;
         compute(&state, &who, &query)
     })
     .await?;
@@ -60,19 +66,77 @@ async fn figures_api(
 
 async fn dashboard_page(
     State(state): State<Arc<AppState>>,
+    Extension(sign_ins): Extension<Arc<SignIns>>,
     headers: HeaderMap,
     Query(query): Query<FiguresQuery>,
 ) -> Result<Response, ApiError> {
     let texts = texts(&query.lang, &headers);
     let lang = texts.lang();
     blocking(move || {
-        let Some(who) = supervisor(&state, &headers)? else {
+        let Some(who) = supervisor(&state, &sign_ins, &headers)? else {
             return Ok(Redirect::to(&format!("/supervisor/login?lang={lang}")).into_response());
         };
         let dashboard = compute(&state, &who, &query)?;
         Ok(no_store(Html(page::dashboard(&texts, &who, &dashboard))))
     })
     .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DevicesQuery {
+    unit: Option<String>,
+    lang: Option<String>,
+}
+
+async fn devices_api(
+    State(state): State<Arc<AppState>>,
+    Extension(sign_ins): Extension<Arc<SignIns>>,
+    headers: HeaderMap,
+    Query(query): Query<DevicesQuery>,
+) -> Result<Response, ApiError> {
+    let answer = blocking(move || {
+        let who = api_supervisor(&state, &sign_ins, &headers)?;
+        devices_of(&state, &who, &query)
+    })
+    .await?;
+    Ok(no_store(Json(answer)))
+}
+
+async fn devices_page(
+    State(state): State<Arc<AppState>>,
+    Extension(sign_ins): Extension<Arc<SignIns>>,
+    headers: HeaderMap,
+    Query(query): Query<DevicesQuery>,
+) -> Result<Response, ApiError> {
+    let texts = texts(&query.lang, &headers);
+    let lang = texts.lang();
+    blocking(move || {
+        let Some(who) = supervisor(&state, &sign_ins, &headers)? else {
+            return Ok(Redirect::to(&format!("/supervisor/login?lang={lang}")).into_response());
+        };
+        let devices = devices_of(&state, &who, &query)?;
+        let offset = utc_offset(state.config.utc_offset_minutes)?;
+        let html = page::devices(&texts, &who, &devices, given(&query.unit), offset);
+        Ok(no_store(Html(html)))
+    })
+    .await
+}
+
+/// The devices a supervisor asked for, over what they may see.
+fn devices_of(
+    state: &AppState,
+    who: &Supervisor,
+    query: &DevicesQuery,
+) -> Result<Devices, ApiError> {
+    let unit = given(&query.unit);
+    if let Some(unit) = unit {
+        if !who.may_see(unit) {
+            return Err(ApiError::Forbidden(format!("unit {unit} is not yours")));
+        }
+    }
+    let all = devices::device_health(state)?;
+    let days = state.config.silent_device_days;
+    Ok(devices::devices_for(who, &all, unit, days, now_ms()))
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,12 +157,14 @@ struct LoginForm {
 
 async fn log_in(
     State(state): State<Arc<AppState>>,
+    Extension(sign_ins): Extension<Arc<SignIns>>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, ApiError> {
     let texts = texts(&form.lang, &headers);
     blocking(move || {
-        let signed_in = sign_in(&state.registry, form.name.trim(), &form.password, now_ms())?;
+        let name = form.name.trim();
+        let signed_in = sign_ins.sign_in(&state.registry, name, &form.password, now_ms())?;
         let Some(who) = signed_in else {
             tracing::info!("a supervisor sign-in failed");
             let page = Html(page::login(&texts, true));
@@ -164,8 +230,22 @@ fn session_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
+/// The supervisor behind an API call, or 401.
+fn api_supervisor(
+    state: &AppState,
+    sign_ins: &SignIns,
+    headers: &HeaderMap,
+) -> Result<Supervisor, ApiError> {
+    supervisor(state, sign_ins, headers)?
+        .ok_or_else(|| ApiError::Unauthorized("supervisor credentials needed".into()))
+}
+
 /// The supervisor behind the session cookie or the Basic credentials.
-fn supervisor(state: &AppState, headers: &HeaderMap) -> Result<Option<Supervisor>, ApiError> {
+fn supervisor(
+    state: &AppState,
+    sign_ins: &SignIns,
+    headers: &HeaderMap,
+) -> Result<Option<Supervisor>, ApiError> {
     if let Some(token) = session_token(headers) {
         if let Some(who) = lock(&state.registry)?.supervisor_session(token, now_ms())? {
             return Ok(Some(who));
@@ -183,7 +263,7 @@ fn supervisor(state: &AppState, headers: &HeaderMap) -> Result<Option<Supervisor
     let Some((name, password)) = credentials.split_once(':') else {
         return Ok(None);
     };
-    Ok(sign_in(&state.registry, name, password, now_ms())?)
+    Ok(sign_ins.sign_in(&state.registry, name, password, now_ms())?)
 }
 
 /// The dashboard a supervisor asked for, over what they may see.
@@ -223,9 +303,12 @@ fn given(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
+fn utc_offset(minutes: i32) -> Result<FixedOffset, ApiError> {
+    FixedOffset::east_opt(minutes * 60).ok_or_else(|| ApiError::BadRequest("bad utc offset".into()))
+}
+
 fn selection(query: &FiguresQuery, utc_offset_minutes: i32) -> Result<Selection, ApiError> {
-    let utc_offset = FixedOffset::east_opt(utc_offset_minutes * 60)
-        .ok_or_else(|| ApiError::BadRequest("bad utc offset".into()))?;
+    let utc_offset = utc_offset(utc_offset_minutes)?;
     let date = |v: &str| {
         NaiveDate::parse_from_str(v, "%Y-%m-%d")
             .map_err(|_| ApiError::BadRequest(format!("'{v}' is not a date such as 2026-11-21")))

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod config;
 pub mod dashboard;
+pub mod devices;
 pub mod figures;
 pub mod metrics;
 pub mod page;

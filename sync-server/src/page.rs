@@ -6,8 +6,11 @@
 //! Every figure carries `data-figure` (its path in the JSON API) and
 //! `data-value` (the API's value), so what is shown can be checked.
 
+use crate::devices::Devices;
 use crate::figures::{Dashboard, Figures};
+use crate::registry::Role;
 use crate::supervisors::Supervisor;
+use chrono::{FixedOffset, TimeZone};
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use std::fmt::Write;
@@ -129,6 +132,7 @@ section.chart h2{font-size:1rem;margin:0 0 .5rem}svg{width:100%;height:auto}
 svg text{font-size:12px;fill:#1c2733}.bar{fill:#1a8a7d}
 table{width:100%;border-collapse:collapse;background:#fff}th,td{padding:.4rem;border-bottom:1px solid #dde3e8;text-align:right}
 th:first-child,td:first-child{text-align:left}.empty{color:#5b6873}
+tr.silent td{background:#fdeaea;font-weight:600}tr.revoked td{color:#5b6873}
 .login{max-width:22rem;margin:3rem auto;background:#fff;padding:1.2rem;border-radius:8px}
 .login label{display:block;margin:.6rem 0}.login input{width:100%}.error{color:#a61b1b}
 "#;
@@ -168,21 +172,40 @@ pub fn login(texts: &Texts, failed: bool) -> String {
     document(texts, &texts.word("login-title"), &body)
 }
 
+/// The top of every signed-in page: its title, who is signed in, the same
+/// page in each language, the other page, and logging out.
+fn header(
+    out: &mut String,
+    texts: &Texts,
+    who: &Supervisor,
+    title: &str,
+    self_link: impl Fn(&str) -> String,
+    other: (&str, &str),
+) {
+    let (other_path, other_word) = other;
+    let _ = write!(
+        out,
+        "<header><h1>{title}</h1><div>{signed} · \
+         <a id=\"other-page\" href=\"{other_path}?lang={lang}\">{other}</a> · \
+         <a href=\"{fr}\">FR</a> · <a href=\"{en}\">EN</a> · \
+         <form method=\"post\" action=\"/supervisor/logout\"><button>{log_out}</button></form></div></header><main>",
+        title = texts.word(title),
+        signed = texts.get("signed-in-as", &[("name", who.name.clone())]),
+        lang = texts.lang(),
+        other = texts.word(other_word),
+        fr = esc(&self_link("fr")),
+        en = esc(&self_link("en")),
+        log_out = texts.word("log-out"),
+    );
+}
+
 /// The dashboard page for `who`.
 pub fn dashboard(texts: &Texts, who: &Supervisor, d: &Dashboard) -> String {
     let f = &d.figures;
     let mut body = String::new();
-    let _ = write!(
-        body,
-        "<header><h1>{title}</h1><div>{signed} · \
-         <a href=\"{fr}\">FR</a> · <a href=\"{en}\">EN</a> · \
-         <form method=\"post\" action=\"/supervisor/logout\"><button>{log_out}</button></form></div></header><main>",
-        title = texts.word("title"),
-        signed = texts.get("signed-in-as", &[("name", who.name.clone())]),
-        fr = esc(&self_link(f, "fr")),
-        en = esc(&self_link(f, "en")),
-        log_out = texts.word("log-out"),
-    );
+    let link = |lang: &str| self_link(f, lang);
+    let devices = ("/supervisor/devices", "nav-devices");
+    header(&mut body, texts, who, "title", link, devices);
     filters(&mut body, texts, d);
     body.push_str("<div class=\"cards\">");
     cards(&mut body, texts, f);
@@ -235,6 +258,94 @@ pub fn dashboard(texts: &Texts, who: &Supervisor, d: &Dashboard) -> String {
     unit_table(&mut body, texts, d);
     body.push_str("</main>");
     document(texts, &texts.word("title"), &body)
+}
+
+/// The devices page for `who`: every device of their units (of `unit` if
+/// one is chosen), silent ones flagged. Times are local (`utc_offset`).
+pub fn devices(
+    texts: &Texts,
+    who: &Supervisor,
+    d: &Devices,
+    unit: Option<&str>,
+    utc_offset: FixedOffset,
+) -> String {
+    let mut body = String::new();
+    let link = |lang: &str| {
+        let unit = unit.map_or(String::new(), |u| format!("&unit={}", url_encode(u)));
+        format!("/supervisor/devices?lang={lang}{unit}")
+    };
+    let figures = ("/supervisor", "nav-figures");
+    header(&mut body, texts, who, "devices-title", link, figures);
+    let days = texts.number(f64::from(d.silent_after_days));
+    let _ = write!(
+        body,
+        "<div class=\"cards\"><div class=\"card\"><h2>{}</h2>\
+         <div class=\"value\" id=\"device-count\">{}</div></div>\
+         <div class=\"card\"><h2>{}</h2>{}</div></div>",
+        texts.word("devices-count"),
+        texts.number(d.devices.len() as f64),
+        texts.get("devices-silent", &[("days", days)]),
+        figure(
+            "silent",
+            Some(d.silent as f64),
+            texts.number(d.silent as f64)
+        ),
+    );
+    let _ = write!(
+        body,
+        "<section class=\"chart\"><table id=\"devices\"><thead><tr>\
+         <th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th>\
+         </tr></thead><tbody>",
+        texts.word("agent"),
+        texts.word("units"),
+        texts.word("device-state"),
+        texts.word("last-sync"),
+        texts.word("pending-ops"),
+        texts.word("quarantined-ops"),
+        texts.word("last-error"),
+        texts.word("app-version"),
+    );
+    for line in &d.devices {
+        let (state, class) = if line.revoked {
+            ("state-revoked", "revoked")
+        } else if line.silent {
+            ("state-silent", "silent")
+        } else {
+            ("state-ok", "ok")
+        };
+        let units = if line.role == Role::Intake {
+            texts.word("role-intake")
+        } else {
+            esc(&line.units.join(", "))
+        };
+        let last_sync = line
+            .last_sync_ms
+            .and_then(|ms| utc_offset.timestamp_millis_opt(ms as i64).single())
+            .map_or(texts.word("never"), |t| {
+                t.format("%Y-%m-%d %H:%M").to_string()
+            });
+        let optional = |v: &Option<String>| v.as_deref().map_or(texts.word("none"), esc);
+        let _ = write!(
+            body,
+            "<tr class=\"{class}\" data-replica=\"{replica}\" data-silent=\"{silent}\">\
+             <td>{agent}</td><td>{units}</td><td>{state}</td><td>{last_sync}</td>\
+             <td>{pending}</td><td>{quarantined}</td><td>{error}</td><td>{version}</td></tr>",
+            replica = line.replica,
+            silent = line.silent,
+            agent = esc(&line.agent),
+            state = texts.word(state),
+            pending = texts.number(line.pending_ops as f64),
+            quarantined = texts.number(line.quarantined_ops as f64),
+            error = optional(&line.last_error),
+            version = optional(&line.app_version),
+        );
+    }
+    body.push_str("</tbody></table>");
+    if d.devices.is_empty() {
+        let _ = write!(body, "<p class=\"empty\">{}</p>", texts.word("no-devices"));
+    }
+    body.push_str("</section></main>");
+    document(texts, &texts.word("devices-title"), &body)
 }
 
 fn self_link(f: &Figures, lang: &str) -> String {

@@ -58,6 +58,30 @@ impl Device {
     }
 }
 
+/// What one successful sync told the server of a device.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncSeen {
+    /// Its own operations the server does not hold yet.
+    pub pending_ops: u64,
+    /// Its operations held in quarantine.
+    pub quarantined_ops: u64,
+    pub app_version: Option<String>,
+    /// How its previous sync failed, as it says.
+    pub device_error: Option<String>,
+}
+
+/// A device's sync health, as supervisors see it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SyncHealth {
+    pub enrolled_ms: u64,
+    pub last_attempt_ms: Option<u64>,
+    pub last_success_ms: Option<u64>,
+    pub pending_ops: u64,
+    pub quarantined_ops: u64,
+    pub app_version: Option<String>,
+    pub last_error: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("{0}")]
@@ -87,7 +111,10 @@ impl Registry {
                revoked INTEGER NOT NULL DEFAULT 0, enrolled_at INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS nonces(nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)
                WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces(expires_at);",
+             CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces(expires_at);
+             CREATE TABLE IF NOT EXISTS device_health(replica INTEGER PRIMARY KEY,
+               last_attempt INTEGER NOT NULL, last_success INTEGER, pending INTEGER NOT NULL DEFAULT 0,
+               quarantined INTEGER NOT NULL DEFAULT 0, app_version TEXT, last_error TEXT);",
         )?;
         conn.execute_batch(crate::supervisors::SCHEMA)?;
         Ok(Registry { conn })
@@ -173,6 +200,72 @@ impl Registry {
             "SELECT replica, agent, role, units, public_key, revoked FROM devices ORDER BY replica",
         )?;
         let rows = stmt.query_map([], device_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records how a device's sync went, for its health as supervisors see
+    /// it. `seen` is what a successful exchange learnt; a failed one
+    /// records only its error.
+    pub fn record_sync(
+        &self,
+        replica: ReplicaId,
+        now_ms: u64,
+        outcome: Result<&SyncSeen, &str>,
+    ) -> Result<(), RegistryError> {
+        let (success, seen, error) = match outcome {
+            Ok(seen) => (
+                Some(now_ms as i64),
+                Some(seen),
+                seen.device_error.as_deref(),
+            ),
+            Err(error) => (None, None, Some(error)),
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO device_health(replica, last_attempt, last_success, pending, quarantined,
+                   app_version, last_error)
+                 VALUES (?1, ?2, ?3, COALESCE(?4, 0), COALESCE(?5, 0), ?6, ?7)
+                 ON CONFLICT(replica) DO UPDATE SET last_attempt = excluded.last_attempt,
+                   last_success = COALESCE(excluded.last_success, last_success),
+                   pending = COALESCE(?4, pending), quarantined = COALESCE(?5, quarantined),
+                   app_version = COALESCE(?6, app_version), last_error = excluded.last_error",
+            )?
+            .execute(params![
+                replica,
+                now_ms as i64,
+                success,
+                seen.map(|s| s.pending_ops as i64),
+                seen.map(|s| s.quarantined_ops as i64),
+                seen.and_then(|s| s.app_version.as_deref()),
+                error
+            ])?;
+        Ok(())
+    }
+
+    /// Every device's sync health, by replica; devices that never synced
+    /// have none.
+    pub fn sync_health(
+        &self,
+    ) -> Result<std::collections::HashMap<ReplicaId, SyncHealth>, RegistryError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT d.replica, d.enrolled_at, h.last_attempt, h.last_success, h.pending,
+                    h.quarantined, h.app_version, h.last_error
+             FROM devices d LEFT JOIN device_health h ON h.replica = d.replica",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, ReplicaId>(0)?,
+                SyncHealth {
+                    enrolled_ms: r.get::<_, i64>(1)? as u64,
+                    last_attempt_ms: r.get::<_, Option<i64>>(2)?.map(|t| t as u64),
+                    last_success_ms: r.get::<_, Option<i64>>(3)?.map(|t| t as u64),
+                    pending_ops: r.get::<_, Option<i64>>(4)?.unwrap_or(0) as u64,
+                    quarantined_ops: r.get::<_, Option<i64>>(5)?.unwrap_or(0) as u64,
+                    app_version: r.get(6)?,
+                    last_error: r.get(7)?,
+                },
+            ))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -7,9 +7,11 @@
 use crate::registry::{Registry, RegistryError};
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use base64::Engine;
+use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::{digest, pbkdf2};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 
@@ -30,31 +32,145 @@ CREATE TABLE IF NOT EXISTS supervisor_sessions(token_hash BLOB PRIMARY KEY, name
   expires_at INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
-/// The supervisor, if the password is theirs. After MAX_FAILURES wrong
-/// passwords for a name, that name is refused for LOCKOUT_MS whatever the
-/// password. The registry is locked only around its reads and writes, never
-/// during the deliberately slow hashing, so syncs do not wait on a sign-in.
-pub fn sign_in(
-    registry: &Mutex<Registry>,
-    name: &str,
-    password: &str,
-    now_ms: u64,
-) -> Result<Option<Supervisor>, RegistryError> {
-    let lock = || registry.lock().unwrap_or_else(|p| p.into_inner());
-    let record = lock().supervisor_record(name, now_ms)?;
-    let Some((stored, units)) = record else {
-        // The same work as for a known name, so timing tells nothing. A
-        // locked name stays locked; an unknown one is not recorded, so
-        // guessing names cannot fill the registry.
-        let _ = hash_password(password);
+/// How long a verified name and password are remembered, so that API
+/// calls with HTTP Basic credentials do not each run the slow hash.
+const REMEMBER_MS: u64 = 5 * 60_000;
+
+/// Sign-ins by name and password, with the credentials verified lately.
+///
+/// What is remembered is an HMAC, under a key drawn at random when the
+/// process starts, of the name, the stored password hash and the password:
+/// never the password. A new password changes the stored hash, so the old
+/// one is refused at once (whoever changed it: this process or the CLI);
+/// units are read from the registry on every call, and a removed
+/// supervisor or a locked name is refused before what is remembered is
+/// looked at.
+pub struct SignIns {
+    /// None if the system had no randomness: then nothing is remembered.
+    key: Option<hmac::Key>,
+    verified: Mutex<HashMap<String, Verified>>,
+}
+
+struct Verified {
+    tag: hmac::Tag,
+    until_ms: u64,
+}
+
+impl Default for SignIns {
+    fn default() -> Self {
+        SignIns {
+            key: hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new()).ok(),
+            verified: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl SignIns {
+    /// The supervisor, if the password is theirs. After MAX_FAILURES wrong
+    /// passwords for a name, that name is refused for LOCKOUT_MS whatever
+    /// the password. The registry is locked only around its reads and
+    /// writes, never during the deliberately slow hashing, so syncs do not
+    /// wait on a sign-in; an attempt is counted as a failure before the
+    /// hashing (and forgiven if right), so concurrent guesses cannot all pass
+    /// the check before any is counted.
+    pub fn sign_in(
+        &self,
+        registry: &Mutex<Registry>,
+        name: &str,
+        password: &str,
+        now_ms: u64,
+    ) -> Result<Option<Supervisor>, RegistryError> {
+        let lock = || registry.lock().unwrap_or_else(|p| p.into_inner());
+        let record = lock().supervisor_record(name, now_ms)?;
+        if let Some(record) = record {
+            if self.remembers(name, &record.password, password, now_ms) {
+                // A success forgets earlier failures, remembered or not.
+                if record.failures > 0 {
+                    lock().forget_failures(name)?;
+                }
+                return record.supervisor(name).map(Some);
+            }
+        }
+        let Some(record) = lock().reserve_sign_in(name, now_ms)? else {
+            // The same work as for a known name, so timing tells nothing. A
+            // locked name stays locked; an unknown one is not recorded, so
+            // guessing names cannot fill the registry.
+            let _ = hash_password(password);
+            return Ok(None);
+        };
+        if !verify_password(&record.password, password) {
+            return Ok(None);
+        }
+        lock().forget_failures(name)?;
+        let who = record.supervisor(name)?;
+        self.remember(name, &record.password, password, now_ms);
+        Ok(Some(who))
+    }
+
+    /// What is remembered of a name, its stored hash and a password.
+    fn message(name: &str, stored: &str, password: &str) -> Vec<u8> {
+        let mut message = Vec::with_capacity(24 + name.len() + stored.len() + password.len());
+        for part in [name, stored, password] {
+            message.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            message.extend_from_slice(part.as_bytes());
+        }
+        message
+    }
+
+    fn remembers(&self, name: &str, stored: &str, password: &str, now_ms: u64) -> bool {
+        let Some(key) = &self.key else {
+            return false;
+        };
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified.get(name).is_some_and(|v| {
+            now_ms < v.until_ms
+                && hmac::verify(key, &Self::message(name, stored, password), v.tag.as_ref()).is_ok()
+        })
+    }
+
+    fn remember(&self, name: &str, stored: &str, password: &str, now_ms: u64) {
+        let Some(key) = &self.key else {
+            return;
+        };
+        let tag = hmac::sign(key, &Self::message(name, stored, password));
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified.retain(|_, v| now_ms < v.until_ms);
+        verified.insert(
+            name.to_string(),
+            Verified {
+                tag,
+                until_ms: now_ms + REMEMBER_MS,
+            },
+        );
+    }
+}
+
+/// A supervisor's row: the password hash and the units as stored.
+struct Record {
+    password: String,
+    units: Option<String>,
+    /// Wrong passwords within the current lockout window.
+    failures: u32,
+}
+
+impl Record {
+    fn supervisor(&self, name: &str) -> Result<Supervisor, RegistryError> {
+        Ok(Supervisor {
+            name: name.to_string(),
+            units: parse_units(self.units.as_deref())?,
+        })
+    }
+}
+
+/// Units as stored: NULL is every unit, else a JSON list of units.
+/// Anything else refuses the supervisor: it never widens what they see.
+fn parse_units(stored: Option<&str>) -> Result<Option<Vec<String>>, RegistryError> {
+    let Some(text) = stored else {
         return Ok(None);
     };
-    let ok = verify_password(&stored, password);
-    lock().record_sign_in(name, ok, now_ms)?;
-    Ok(ok.then(|| Supervisor {
-        name: name.to_string(),
-        units: units.and_then(|u| serde_json::from_str(&u).ok()),
-    }))
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|_| RegistryError::Invalid("a supervisor's units cannot be read".into()))
 }
 
 /// Who is looking at the figures, and which units they may see.
@@ -109,36 +225,39 @@ impl Registry {
         Ok(())
     }
 
-    /// A supervisor's password hash and units, unless their sign-in is
-    /// locked after too many failures.
-    fn supervisor_record(
-        &self,
-        name: &str,
-        now_ms: u64,
-    ) -> Result<Option<(String, Option<String>)>, RegistryError> {
-        let locked: bool = self.conn().query_row(
-            "SELECT count(*) FROM supervisor_failures WHERE name = ?1 AND failures >= ?2 AND since > ?3",
-            params![name, MAX_FAILURES, now_ms.saturating_sub(LOCKOUT_MS) as i64],
-            |r| r.get(0),
-        )?;
-        if locked {
-            return Ok(None);
-        }
-        Ok(self
+    /// A supervisor's password hash, units and recent failures, unless
+    /// their sign-in is locked after too many failures.
+    fn supervisor_record(&self, name: &str, now_ms: u64) -> Result<Option<Record>, RegistryError> {
+        let record = self
             .conn()
-            .prepare_cached("SELECT password, units FROM supervisors WHERE name = ?1")?
-            .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
+            .prepare_cached(
+                "SELECT s.password, s.units, coalesce((SELECT f.failures FROM supervisor_failures f
+                   WHERE f.name = s.name AND f.since > ?2), 0)
+                 FROM supervisors s WHERE s.name = ?1",
+            )?
+            .query_row(
+                params![name, now_ms.saturating_sub(LOCKOUT_MS) as i64],
+                |r| {
+                    Ok(Record {
+                        password: r.get(0)?,
+                        units: r.get(1)?,
+                        failures: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(record.filter(|r| r.failures < MAX_FAILURES))
     }
 
-    /// Counts a failed sign-in (a window of LOCKOUT_MS from the first), or
-    /// forgets the failures after a successful one.
-    fn record_sign_in(&self, name: &str, ok: bool, now_ms: u64) -> Result<(), RegistryError> {
-        if ok {
-            self.conn()
-                .execute("DELETE FROM supervisor_failures WHERE name = ?1", [name])?;
-        } else {
-            self.conn().execute(
+    /// A supervisor's record for a sign-in attempt, counted at once as a
+    /// failure (a window of LOCKOUT_MS from the first); None if the name is
+    /// unknown (not counted) or locked. Checked and counted in one
+    /// transaction, before the hashing.
+    fn reserve_sign_in(&self, name: &str, now_ms: u64) -> Result<Option<Record>, RegistryError> {
+        let tx = Transaction::new_unchecked(self.conn(), TransactionBehavior::Immediate)?;
+        let record = self.supervisor_record(name, now_ms)?;
+        if record.is_some() {
+            tx.execute(
                 "INSERT INTO supervisor_failures(name, failures, since) VALUES (?1, 1, ?2)
                  ON CONFLICT(name) DO UPDATE SET
                    failures = CASE WHEN since > ?3 THEN failures + 1 ELSE 1 END,
@@ -150,6 +269,14 @@ impl Registry {
                 ],
             )?;
         }
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// After a successful sign-in: the failures counted for the name are forgotten.
+    fn forget_failures(&self, name: &str) -> Result<(), RegistryError> {
+        self.conn()
+            .execute("DELETE FROM supervisor_failures WHERE name = ?1", [name])?;
         Ok(())
     }
 
@@ -181,20 +308,23 @@ impl Registry {
         token: &str,
         now_ms: u64,
     ) -> Result<Option<Supervisor>, RegistryError> {
-        Ok(self
+        let found: Option<(String, Option<String>)> = self
             .conn()
             .prepare_cached(
                 "SELECT s.name, s.units FROM supervisor_sessions t JOIN supervisors s ON s.name = t.name
                  WHERE t.token_hash = ?1 AND t.expires_at >= ?2",
             )?
             .query_row(params![token_hash(token), now_ms as i64], |r| {
-                let units: Option<String> = r.get(1)?;
-                Ok(Supervisor {
-                    name: r.get(0)?,
-                    units: units.and_then(|u| serde_json::from_str(&u).ok()),
-                })
+                Ok((r.get(0)?, r.get(1)?))
             })
-            .optional()?)
+            .optional()?;
+        let Some((name, units)) = found else {
+            return Ok(None);
+        };
+        Ok(Some(Supervisor {
+            name,
+            units: parse_units(units.as_deref())?,
+        }))
     }
 
     pub fn close_supervisor_session(&self, token: &str) -> Result<(), RegistryError> {
@@ -271,7 +401,8 @@ mod tests {
     fn a_supervisor_signs_in_with_the_password_only_and_sessions_expire() {
         let dir = tempfile::TempDir::new().unwrap();
         let reg = Mutex::new(Registry::open(&dir.path().join("registry.db")).unwrap());
-        let check = |name: &str, password: &str| sign_in(&reg, name, password, 0).unwrap();
+        let sign_ins = SignIns::default();
+        let check = |name: &str, password: &str| sign_ins.sign_in(&reg, name, password, 0).unwrap();
         let units = vec!["unit-01".to_string()];
         let r = || reg.lock().unwrap();
         assert!(r().set_supervisor("awa", "short", None, 0).is_err());
@@ -305,7 +436,8 @@ mod tests {
         let r = || reg.lock().unwrap();
         r().set_supervisor("awa", "a long password", None, 0)
             .unwrap();
-        let at = |ms: u64, password: &str| sign_in(&reg, "awa", password, ms).unwrap();
+        let sign_ins = SignIns::default();
+        let at = |ms: u64, password: &str| sign_ins.sign_in(&reg, "awa", password, ms).unwrap();
         // A success forgets earlier failures.
         for i in 0..MAX_FAILURES - 1 {
             assert_eq!(at(i as u64, "guess"), None);

@@ -3,7 +3,6 @@
 mod common;
 
 use common::*;
-use guichet_core::sync::client::SyncError;
 use guichet_core::sync::protocol::{SyncRequest, CONTENT_TYPE, SYNC_PATH};
 use guichet_core::{wire, CaseQuery, EventKind, Field, Status, Store, Value};
 use std::time::Duration;
@@ -261,24 +260,33 @@ async fn a_tablet_sees_and_changes_only_its_units_cases() {
         .map(|d| d.case.unit)
         .collect();
     assert_eq!(units, vec!["unit-a"; 6]);
-    // a opens a case in unit-b: the server refuses, the sync says so, and
-    // the write is kept on the tablet.
-    a.store
+    // a opens a case in unit-b: the server keeps it in quarantine without
+    // applying it, a's sync goes through and says so, the write stays on
+    // the tablet, and a goes on receiving its unit's work.
+    let outside = a
+        .store
         .write(|w| w.create_case(&new_case("unit-b", 99)))
         .unwrap();
-    let err = a
-        .client(&server.url(), quick())
-        .sync(&mut a.store, |_| {})
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, SyncError::Refused { status: 403, .. }),
-        "{err}"
-    );
+    sync(&mut a, &server.url()).await;
     let status = a.store.sync_status(&server.url()).unwrap();
-    assert!(status.last_error.unwrap().contains("scope"));
-    assert_eq!(status.pending_ops, 1);
+    assert_eq!((status.pending_ops, status.quarantined_ops), (0, 1));
+    assert_eq!(status.quarantined[0].case, outside);
+    assert!(status.quarantined[0].reason.contains("units"));
     assert_eq!(a.store.count_cases().unwrap(), 7);
+    gateway
+        .store
+        .write(|w| w.create_case(&new_case("unit-a", 100)))
+        .unwrap();
+    sync(&mut gateway, &server.url()).await;
+    sync(&mut a, &server.url()).await;
+    assert_eq!(a.store.count_cases().unwrap(), 8);
+    let cases = reqwest::get(format!("{}/health", server.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(cases.contains("\"cases\":11"), "{cases}");
 }
 
 fn signed_post(device: &Device, body: &[u8], path: &str, now: u64) -> Vec<(&'static str, String)> {

@@ -144,8 +144,14 @@ pub struct MediatorConfig {
     pub id: String,
     pub name: String,
     pub phone: String,
-    /// SHA-256 of the PIN, hex (`guichet-ussd-gateway hash-pin 1234`).
-    pub pin_sha256: String,
+    /// The PIN, salted and hashed with Argon2id, as a PHC string
+    /// (`guichet-ussd-gateway hash-pin 1234` prints one).
+    #[serde(default)]
+    pub pin_hash: Option<String>,
+    /// The PIN's unsalted SHA-256, hex: what configurations written before
+    /// `pin_hash` hold. Still accepted, with a warning at start.
+    #[serde(default)]
+    pub pin_sha256: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -6,11 +6,12 @@
 //! saved as a draft after every hop, so a session the network dropped can
 //! be resumed by dialing again.
 
-use crate::config::Config;
+use crate::config::{Config, MediatorConfig};
 use crate::gateway::{blocking, locked, Sessions};
 use crate::i18n::{Arg, Catalog};
-use crate::state::{GatewayDb, SessionSummary};
+use crate::state::{GatewayDb, PinTries, SessionSummary};
 use crate::text::{self, UssdLimit};
+use argon2::password_hash::PasswordHash;
 use guichet_core::{
     reference, CaseId, CaseQuery, Channel, Error as CoreError, EventKind, NewCase, Priority,
     Status, Store,
@@ -70,7 +71,7 @@ pub enum Step {
     Mine { page: usize },
     RateChoose { page: usize },
     RateAsk { case: String, reference: String },
-    MediatorPin { tries: u8 },
+    MediatorPin,
     MediatorPhone { mediator: String },
 }
 
@@ -88,7 +89,7 @@ impl Step {
             Step::Track => "track",
             Step::Mine { .. } => "my_requests",
             Step::RateChoose { .. } | Step::RateAsk { .. } => "rate",
-            Step::MediatorPin { .. } | Step::MediatorPhone { .. } => "mediator",
+            Step::MediatorPin | Step::MediatorPhone { .. } => "mediator",
         }
     }
 
@@ -161,6 +162,9 @@ pub enum FlowError {
     /// A writer thread stopped (the gateway is shutting down).
     #[error("{0} stopped")]
     Stopped(&'static str),
+    /// Storing a new request failed (why, as the filing thread told it).
+    #[error("filing: {0}")]
+    Filing(String),
 }
 
 type Flow<T> = Result<T, FlowError>;
@@ -168,7 +172,12 @@ type Flow<T> = Result<T, FlowError>;
 const MORE: &str = "98";
 const BACK: &str = "0";
 const HOME: &str = "00";
-const MAX_PIN_TRIES: u8 = 3;
+/// Wrong PINs in a row (in any sessions) before a mediator is locked out.
+const MAX_PIN_TRIES: u32 = 3;
+/// The first lockout; each next one without a right PIN between doubles,
+/// up to a day: a PIN cannot be guessed by calling again and again.
+const PIN_LOCKOUT_MS: u64 = 15 * 60 * 1000;
+const PIN_LOCKOUT_MAX_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// The first screen of a new session.
 pub fn start(ctx: &mut Ctx) -> Flow<(Session, Reply)> {
@@ -221,7 +230,7 @@ pub fn advance(session: &mut Session, input: &str, ctx: &mut Ctx) -> Flow<Reply>
         Step::Mine { page } => mine(session, ctx, input, page)?,
         Step::RateChoose { page } => rate_choose(session, ctx, input, page)?,
         Step::RateAsk { case, reference } => rate_ask(session, ctx, input, &case, &reference)?,
-        Step::MediatorPin { tries } => mediator_pin(session, ctx, input, tries)?,
+        Step::MediatorPin => mediator_pin(session, ctx, input)?,
         Step::MediatorPhone { mediator } => mediator_phone(session, ctx, input, mediator)?,
     };
     if session.step.is_request() && !reply.is_end() {
@@ -356,7 +365,7 @@ fn content(session: &Session, ctx: &Ctx) -> Flow<Content> {
             "rate-ask",
             &[("reference", Arg::Str(reference))],
         )),
-        Step::MediatorPin { .. } => Content::Prompt(t("mediator-enter-pin")),
+        Step::MediatorPin => Content::Prompt(t("mediator-enter-pin")),
         Step::MediatorPhone { .. } => Content::Prompt(t("mediator-enter-phone")),
     })
 }
@@ -429,7 +438,13 @@ fn language(
 }
 
 fn main_menu(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
-    let mediator = ctx.config.mediator_by_phone(ctx.phone).is_some();
+    let mediator = ctx.config.mediator_by_phone(ctx.phone);
+    if let (Some(m), "6") = (mediator, input) {
+        if ctx.db().pin_tries(&m.id)?.locked_until > ctx.now {
+            return locked_out(session, ctx);
+        }
+    }
+    let mediator = mediator.is_some();
     let next = match input {
         "1" => Step::Service {
             page: 0,
@@ -442,7 +457,7 @@ fn main_menu(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
             page: 0,
             first: false,
         },
-        "6" if mediator => Step::MediatorPin { tries: 0 },
+        "6" if mediator => Step::MediatorPin,
         _ => return render(session, ctx, Some("invalid-choice")),
     };
     goto(session, ctx, next)
@@ -822,24 +837,53 @@ fn rate_ask(
     }
 }
 
-fn mediator_pin(session: &mut Session, ctx: &mut Ctx, input: &str, tries: u8) -> Flow<Reply> {
+fn mediator_pin(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {
     let Some(mediator) = ctx.config.mediator_by_phone(ctx.phone) else {
         return goto(session, ctx, Step::Main);
     };
-    if pin_matches(input, &mediator.pin_sha256) {
-        let id = mediator.id.clone();
+    let id = mediator.id.clone();
+    let Some(tries) = count_pin_try(ctx, &id)? else {
+        return locked_out(session, ctx);
+    };
+    // Slow on purpose (Argon2): off the async workers.
+    if blocking(|| pin_matches(input, mediator)) {
+        ctx.db().clear_pin_tries(&id)?;
         return goto(session, ctx, Step::MediatorPhone { mediator: id });
     }
-    if tries + 1 >= MAX_PIN_TRIES {
-        tracing::warn!("mediator PIN refused three times; session closed");
-        return Ok(Reply::End(ctx.catalog.text(
-            &session.lang,
-            "too-many-attempts",
-            &[],
-        )));
+    if tries.locked_until > ctx.now {
+        tracing::warn!("a mediator's PIN was refused {MAX_PIN_TRIES} times in a row: locked out");
+        return locked_out(session, ctx);
     }
-    session.step = Step::MediatorPin { tries: tries + 1 };
     render(session, ctx, Some("mediator-pin-wrong"))
+}
+
+/// Counts a mediator's PIN try, before the PIN is checked, so that sessions
+/// side by side get no more tries between them than one would: a wrong PIN
+/// stays counted, a right one clears the count. None while locked out.
+fn count_pin_try(ctx: &Ctx, mediator: &str) -> Flow<Option<PinTries>> {
+    let db = ctx.db();
+    db.transaction(|| {
+        let mut tries = db.pin_tries(mediator)?;
+        if tries.locked_until > ctx.now {
+            return Ok(None);
+        }
+        tries.failures += 1;
+        if tries.failures % MAX_PIN_TRIES == 0 {
+            let lockouts = tries.failures / MAX_PIN_TRIES;
+            let lockout = PIN_LOCKOUT_MS << (lockouts - 1).min(16);
+            tries.locked_until = ctx.now + lockout.min(PIN_LOCKOUT_MAX_MS);
+        }
+        db.set_pin_tries(mediator, tries)?;
+        Ok(Some(tries))
+    })
+}
+
+fn locked_out(session: &Session, ctx: &Ctx) -> Flow<Reply> {
+    Ok(Reply::End(ctx.catalog.text(
+        &session.lang,
+        "too-many-attempts",
+        &[],
+    )))
 }
 
 fn mediator_phone(
@@ -861,22 +905,99 @@ fn mediator_phone(
     }
 }
 
-/// The SHA-256 of a PIN, hex: what the configuration holds.
-pub fn hash_pin(pin: &str) -> String {
-    ring::digest::digest(&ring::digest::SHA256, pin.trim().as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// A mediator's PIN as the configuration keeps it.
+enum StoredPin<'a> {
+    /// Salted and slow to guess: Argon2id, as a PHC string.
+    Argon2(Box<PasswordHash<'a>>),
+    /// Unsalted SHA-256, hex, from configurations written before.
+    Sha256(&'a str),
 }
 
-fn pin_matches(input: &str, expected_hex: &str) -> bool {
-    let given = hash_pin(input);
-    // Constant-time comparison: the PIN hash is a secret.
-    crate::providers::constant_time_eq(
-        given.as_bytes(),
-        expected_hex.trim().to_lowercase().as_bytes(),
-    )
+fn stored_pin(m: &MediatorConfig) -> Result<StoredPin<'_>, String> {
+    let make_one = "make one with `guichet-ussd-gateway hash-pin PIN`";
+    match (&m.pin_hash, &m.pin_sha256) {
+        (Some(_), Some(_)) => Err(format!(
+            "mediator '{}': give pin_hash only, not pin_sha256 too",
+            m.id
+        )),
+        (Some(phc), None) => match PasswordHash::new(phc.trim()) {
+            Ok(hash) if is_argon2(&hash) => Ok(StoredPin::Argon2(Box::new(hash))),
+            _ => Err(format!(
+                "mediator '{}': pin_hash is not an Argon2 PIN hash: {make_one}",
+                m.id
+            )),
+        },
+        (None, Some(hex)) => Ok(StoredPin::Sha256(hex)),
+        (None, None) => Err(format!("mediator '{}': no pin_hash: {make_one}", m.id)),
+    }
+}
+
+/// An Argon2 hash with its salt, its parameters and its output.
+fn is_argon2(hash: &PasswordHash) -> bool {
+    hash.salt.is_some()
+        && hash.hash.is_some()
+        && argon2::Algorithm::new(hash.algorithm.as_str()).is_ok()
+        && argon2::Params::try_from(hash).is_ok()
+}
+
+/// Checks every mediator's PIN setting before the gateway starts; warns of
+/// the unsalted ones of older configurations, which still work.
+pub fn check_mediator_pins(config: &Config) -> Result<(), String> {
+    for m in &config.mediators {
+        if let StoredPin::Sha256(_) = stored_pin(m)? {
+            tracing::warn!(
+                "mediator '{}': pin_sha256 is unsalted and quick to guess from a copy of the \
+                 configuration; replace it with pin_hash (guichet-ussd-gateway hash-pin PIN)",
+                m.id
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A PIN salted (16 random bytes) and hashed with Argon2id: the PHC string
+/// a mediator's `pin_hash` holds. A PIN is 4 to 12 keypad digits.
+pub fn hash_pin(pin: &str) -> Result<String, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use ring::rand::SecureRandom;
+    let pin = pin.trim();
+    if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("a PIN is 4 to 12 digits, typed on a keypad".into());
+    }
+    let mut salt = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| "no randomness for the salt")?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether `input` is the mediator's PIN. A setting that cannot be read
+/// matches nothing.
+fn pin_matches(input: &str, mediator: &MediatorConfig) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    let input = input.trim().as_bytes();
+    match stored_pin(mediator) {
+        Ok(StoredPin::Argon2(hash)) => argon2::Argon2::default()
+            .verify_password(input, &hash)
+            .is_ok(),
+        Ok(StoredPin::Sha256(expected)) => {
+            let given: String = ring::digest::digest(&ring::digest::SHA256, input)
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            // Constant-time comparison: the PIN hash is a secret.
+            crate::providers::constant_time_eq(
+                given.as_bytes(),
+                expected.trim().to_lowercase().as_bytes(),
+            )
+        }
+        Err(_) => false,
+    }
 }
 
 /// A phone number typed on a keypad (no `+` there): `00221...` or
@@ -1053,11 +1174,83 @@ mod tests {
         assert!(matches!(choose("x", 10, 0, 2), Choice::Invalid));
     }
 
+    fn mediator(pin_hash: Option<String>, pin_sha256: Option<&str>) -> MediatorConfig {
+        MediatorConfig {
+            id: "med-awa".into(),
+            name: "Awa Ndiaye".into(),
+            phone: "+221770000009".into(),
+            pin_hash,
+            pin_sha256: pin_sha256.map(String::from),
+        }
+    }
+
     #[test]
-    fn pins_are_compared_by_hash() {
-        let h = hash_pin("4821");
-        assert!(pin_matches("4821", &h));
-        assert!(pin_matches(" 4821 ", &h.to_uppercase()));
-        assert!(!pin_matches("4822", &h));
+    fn pins_are_salted_and_slow_hashed() {
+        let (one, two) = (hash_pin("4821").unwrap(), hash_pin("4821").unwrap());
+        assert!(one.starts_with("$argon2id$"), "{one}");
+        assert_ne!(one, two, "a salt of its own each time");
+        for hash in [one, two] {
+            let m = mediator(Some(hash), None);
+            assert!(pin_matches("4821", &m));
+            assert!(pin_matches(" 4821 ", &m));
+            assert!(!pin_matches("4822", &m));
+        }
+        assert!(hash_pin("12").is_err(), "too short");
+        assert!(hash_pin("12a4").is_err(), "not keypad digits");
+    }
+
+    /// Three wrong tries lock a mediator out for 15 minutes, the next three
+    /// for 30, and so on; the right PIN starts the count over.
+    #[test]
+    fn lockouts_last_longer_each_time_until_the_right_pin() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let gw = crate::sms::tests::gateway(dir.path());
+        let try_at = |now: u64| {
+            let ctx = Ctx {
+                config: &gw.config,
+                catalog: &gw.catalog,
+                store: &gw.store,
+                db: &gw.db,
+                sessions: &gw.sessions,
+                menus: &gw.menus,
+                languages: &gw.languages,
+                phone: "+221770000009",
+                now,
+                to_file: None,
+            };
+            count_pin_try(&ctx, "med-awa").unwrap()
+        };
+        let minute = 60_000;
+        let t0 = 1_000 * minute;
+        assert_eq!(try_at(t0).map(|t| t.failures), Some(1));
+        assert_eq!(try_at(t0).map(|t| t.locked_until), Some(0));
+        let third = try_at(t0 + 1).unwrap();
+        assert_eq!(third.locked_until, t0 + 1 + 15 * minute);
+        assert_eq!(try_at(t0 + 14 * minute), None, "locked out");
+        let after = try_at(t0 + 16 * minute).unwrap();
+        assert_eq!(
+            (after.failures, after.locked_until),
+            (4, third.locked_until)
+        );
+        try_at(t0 + 16 * minute);
+        let sixth = try_at(t0 + 16 * minute).unwrap();
+        assert_eq!(sixth.locked_until, t0 + 46 * minute, "twice as long");
+        locked(&gw.db).clear_pin_tries("med-awa").unwrap();
+        assert_eq!(try_at(t0 + 17 * minute).map(|t| t.failures), Some(1));
+    }
+
+    #[test]
+    fn older_unsalted_pins_still_work_and_bad_settings_match_nothing() {
+        // SHA-256 of 1234, as configurations written before hold it.
+        let sha = "03AC674216F3E15C761EE1A5E255F067953623C8B388B4459E13F978D7C846F4";
+        let older = mediator(None, Some(sha));
+        assert!(pin_matches("1234", &older));
+        assert!(!pin_matches("1235", &older));
+        let garbled = mediator(Some("$argon2id$not-a-hash".into()), None);
+        assert!(stored_pin(&garbled).is_err());
+        assert!(!pin_matches("1234", &garbled));
+        assert!(stored_pin(&mediator(None, None)).is_err());
+        let both = mediator(Some(hash_pin("1234").unwrap()), Some(sha));
+        assert!(stored_pin(&both).is_err(), "one setting, not two");
     }
 }

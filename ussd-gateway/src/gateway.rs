@@ -18,7 +18,7 @@ pub struct Gateway {
     /// the sync loop never holds it across the network.
     pub store: Arc<Mutex<Store>>,
     pub db: Arc<Mutex<GatewayDb>>,
-    pub(crate) sessions: Sessions,
+    pub(crate) sessions: Arc<Sessions>,
     pub(crate) filing: Filing,
     outcomes: Outcomes,
     pub(crate) menus: flow::Menus,
@@ -34,13 +34,26 @@ pub struct Gateway {
 /// fsync) for all that queued while the last commit waited on the disk.
 /// The same thread then queues each one's reference SMS and records its
 /// session, so that a filing hop waits for one writer, not two in turn.
-pub struct Filing(GroupCommit<FilingJob, Result<Reply, flow::FlowError>>);
+pub struct Filing(GroupCommit<FilingJob, ()>);
 
 pub struct FilingJob {
     to_file: ToFile,
     /// How the session went; the filing ends it.
     outcome: Outcome,
+    /// Where the screen naming the reference goes once stored.
+    answer: tokio::sync::watch::Sender<FilingAnswer>,
+    /// The caller's unfinished request, taken when the filing was handed
+    /// over (so that no redial resumes it); given back if it fails.
+    draft: Option<TakenDraft>,
 }
+
+/// A session's filing, once stored: the screen that names the reference,
+/// or why it failed. Every hop of the session reads it, so that a hop the
+/// provider repeats (its answer timed out) files nothing twice.
+pub type FilingAnswer = Option<Result<Reply, String>>;
+
+/// An unfinished request taken from the drafts: phone, state, saved at.
+pub struct TakenDraft(String, String, u64);
 
 type Filed = Result<(CaseId, String), guichet_core::Error>;
 
@@ -50,46 +63,71 @@ impl Filing {
         catalog: Arc<Catalog>,
         store: Arc<Mutex<Store>>,
         db: Arc<Mutex<GatewayDb>>,
+        sessions: Arc<Sessions>,
     ) -> std::io::Result<Filing> {
         let commit = GroupCommit::start("guichet-filing", move |batch: Vec<FilingJob>| {
+            let jobs = batch.len();
             let (news, rest): (Vec<NewCase>, Vec<_>) = batch
                 .into_iter()
-                .map(|job| (job.to_file.new, (job.to_file.after, job.outcome)))
+                .map(|job| {
+                    let rest = (job.to_file.after, job.outcome, job.answer, job.draft);
+                    (job.to_file.new, rest)
+                })
                 .unzip();
             let stored = store_batch(&mut locked(&store), &news);
-            let screens: Vec<Result<(Reply, Ending), flow::FlowError>> = rest
-                .into_iter()
-                .zip(stored)
-                .map(|((after, outcome), stored)| {
-                    let (reply, sms) = flow::filed(&config, &catalog, after, stored)?;
-                    Ok((reply, Ending { sms, outcome }))
-                })
-                .collect();
-            let endings: Vec<&Ending> = screens.iter().flatten().map(|(_, e)| e).collect();
+            let mut endings = Vec::new();
+            let mut answers = Vec::new();
+            for ((after, outcome, answer, draft), stored) in rest.into_iter().zip(stored) {
+                match flow::filed(&config, &catalog, after, stored) {
+                    Ok((reply, sms)) => {
+                        endings.push(Ending { sms, outcome });
+                        answers.push((answer, Ok(reply)));
+                    }
+                    Err(e) => {
+                        if let Some(TakenDraft(phone, state, saved)) = draft {
+                            sessions.give_back_draft(&phone, state, saved);
+                        }
+                        answers.push((answer, Err(e.to_string())));
+                    }
+                }
+            }
             // The requests are stored: their callers get their references
             // even if the SMS and outcomes could not be written.
-            for failed in write_endings(&locked(&db), &endings)
+            let written: Vec<&Ending> = endings.iter().collect();
+            for failed in write_endings(&locked(&db), &written)
                 .into_iter()
                 .flat_map(Result::err)
             {
                 tracing::error!(error = %failed, "queueing a filing's SMS failed");
             }
-            screens
-                .into_iter()
-                .map(|screen| screen.map(|(reply, _)| reply))
-                .collect()
+            for (answer, screen) in answers {
+                answer.send_replace(Some(screen));
+            }
+            vec![(); jobs]
         })?;
         Ok(Filing(commit))
     }
 
     /// Stores a new request durably, then queues its SMS and records the
-    /// session's `outcome`; returns the screen that names its reference.
-    pub async fn file(&self, to_file: ToFile, outcome: Outcome) -> Result<Reply, flow::FlowError> {
-        self.0
-            .submit(FilingJob { to_file, outcome })
-            .await
-            .unwrap_or(Err(flow::FlowError::Stopped("the filing writer")))
+    /// session's `outcome`; the screen that names its reference goes to
+    /// `answer`. Returns once it is there (or the writer stopped).
+    async fn file(&self, job: FilingJob) {
+        self.0.submit(job).await;
     }
+}
+
+/// The screen of a session's filing, once it is stored.
+async fn filing_answer(
+    mut answer: tokio::sync::watch::Receiver<FilingAnswer>,
+) -> Result<Reply, flow::FlowError> {
+    let answer = answer
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| flow::FlowError::Stopped("the filing writer"))?
+        .clone();
+    answer
+        .unwrap_or_else(|| Err("no answer".into()))
+        .map_err(flow::FlowError::Filing)
 }
 
 /// One transaction for the whole batch; if it fails, each request alone, so
@@ -202,6 +240,17 @@ struct Live {
     session: Session,
     seen_text: String,
     updated_at: u64,
+    /// Set once the session's request is handed over to be filed: from
+    /// then on, every hop of the session answers with that filing's screen.
+    filing: Option<tokio::sync::watch::Receiver<FilingAnswer>>,
+}
+
+/// Where a hop finds its session.
+enum Going {
+    /// At a step of the menus.
+    At(Session),
+    /// Its request was handed over to be filed.
+    Filing(tokio::sync::watch::Receiver<FilingAnswer>),
 }
 
 /// Runs `work`, which may wait on the disk (the case store syncs every
@@ -243,6 +292,20 @@ impl Sessions {
         locked(&self.drafts).remove(phone);
     }
 
+    /// Takes the unfinished request of a phone whose request is being filed.
+    fn take_draft(&self, phone: &str) -> Option<TakenDraft> {
+        let (state, saved) = locked(&self.drafts).remove(phone)?;
+        Some(TakenDraft(phone.to_string(), state, saved))
+    }
+
+    /// Gives back a draft whose filing failed, unless the caller started
+    /// another since.
+    fn give_back_draft(&self, phone: &str, state: String, saved: u64) {
+        locked(&self.drafts)
+            .entry(phone.to_string())
+            .or_insert((state, saved));
+    }
+
     fn seen_text(&self, provider: &str, id: &str) -> Option<String> {
         locked(&self.live)
             .get(provider)?
@@ -251,12 +314,15 @@ impl Sessions {
     }
 
     /// The session a hop continues, if it is still going.
-    fn going(&self, hop: &Hop<'_>, now: u64, timeout: u64) -> Option<Session> {
+    fn going(&self, hop: &Hop<'_>, now: u64, timeout: u64) -> Option<Going> {
         locked(&self.live)
             .get(hop.provider)?
             .get(hop.session_id)
             .filter(|l| l.phone == hop.phone && now.saturating_sub(l.updated_at) <= timeout)
-            .map(|l| l.session.clone())
+            .map(|l| match &l.filing {
+                Some(answer) => Going::Filing(answer.clone()),
+                None => Going::At(l.session.clone()),
+            })
     }
 
     /// Keeps a session as a hop left it (reusing its entry's strings).
@@ -269,6 +335,7 @@ impl Sessions {
                 l.seen_text.replace_range(.., hop.raw_text);
                 l.session = session;
                 l.updated_at = now;
+                l.filing = None;
             }
             None => {
                 let l = Live {
@@ -276,17 +343,37 @@ impl Sessions {
                     session,
                     seen_text: hop.raw_text.to_string(),
                     updated_at: now,
+                    filing: None,
                 };
                 of_provider.insert(hop.session_id.to_string(), l);
             }
         }
     }
 
+    /// Keeps a session whose request is now handed over to be filed.
+    fn keep_filing(
+        &self,
+        hop: &Hop<'_>,
+        session: Session,
+        answer: tokio::sync::watch::Receiver<FilingAnswer>,
+        now: u64,
+    ) {
+        self.keep(hop, session, now);
+        if let Some(l) = locked(&self.live)
+            .get_mut(hop.provider)
+            .and_then(|sessions| sessions.get_mut(hop.session_id))
+        {
+            l.filing = Some(answer);
+        }
+    }
+
     /// Forgets a session that is over (our END, or the provider's word);
-    /// its flow if it was still going.
+    /// its flow if it was still going. A session being filed has its
+    /// outcome recorded by the filing: None.
     fn finish(&self, provider: &str, id: &str) -> Option<Session> {
         let mut live = locked(&self.live);
-        live.get_mut(provider)?.remove(id).map(|l| l.session)
+        let ended = live.get_mut(provider)?.remove(id)?;
+        ended.filing.is_none().then_some(ended.session)
     }
 
     /// Forgets sessions idle since before `before`, and drafts older than
@@ -298,7 +385,10 @@ impl Sessions {
                 if l.updated_at >= before {
                     return true;
                 }
-                abandoned.push((*provider, id.clone(), l.session.clone()));
+                // A filing records its own outcome.
+                if l.filing.is_none() {
+                    abandoned.push((*provider, id.clone(), l.session.clone()));
+                }
                 false
             });
         }
@@ -355,10 +445,17 @@ impl Gateway {
         let (config, catalog) = (Arc::new(config), Arc::new(catalog));
         let store = Arc::new(Mutex::new(store));
         let db = Arc::new(Mutex::new(db));
+        let sessions = Arc::new(Sessions::default());
         Ok(Gateway {
             outcomes: Outcomes::start(db.clone())?,
-            sessions: Sessions::default(),
-            filing: Filing::start(config.clone(), catalog.clone(), store.clone(), db.clone())?,
+            filing: Filing::start(
+                config.clone(),
+                catalog.clone(),
+                store.clone(),
+                db.clone(),
+                sessions.clone(),
+            )?,
+            sessions,
             menus: flow::Menus::default(),
             languages: catalog
                 .languages()
@@ -417,13 +514,21 @@ impl Gateway {
             now,
             to_file: None,
         };
-        let (session, mut reply) = match (existing, hop.input) {
-            (Some(mut session), Some(input)) => {
+        let (session, reply) = match (existing, hop.input) {
+            // The hop that filed timed out and is repeated, or the caller
+            // went on: the same screen, and the request filed once.
+            (Some(Going::Filing(answer)), _) => {
+                let reply = filing_answer(answer).await;
+                self.sessions.finish(hop.provider, hop.session_id);
+                self.sms_queued();
+                return reply;
+            }
+            (Some(Going::At(mut session)), Some(input)) => {
                 let reply = flow::advance(&mut session, input, &mut ctx)?;
                 (session, reply)
             }
             // The provider repeated a first hop: show the same screen again.
-            (Some(mut session), None) => {
+            (Some(Going::At(mut session)), None) => {
                 let reply = flow::render(&mut session, &mut ctx, None)?;
                 (session, reply)
             }
@@ -440,9 +545,24 @@ impl Gateway {
             };
             match ctx.to_file.take() {
                 Some(to_file) => {
-                    reply = self.filing.file(to_file, outcome).await?;
+                    // Handed over: should this hop's answer never reach
+                    // the caller, a repeat of it waits for this filing, and
+                    // a redial finds no request to resume.
+                    let (answer, waiting) = tokio::sync::watch::channel(None);
+                    let draft = self.sessions.take_draft(hop.phone);
+                    self.sessions
+                        .keep_filing(hop, session, waiting.clone(), now);
+                    let job = FilingJob {
+                        to_file,
+                        outcome,
+                        answer,
+                        draft,
+                    };
+                    self.filing.file(job).await;
+                    let reply = filing_answer(waiting).await;
+                    self.sessions.finish(hop.provider, hop.session_id);
                     self.sms_queued();
-                    self.sessions.clear_draft(hop.phone);
+                    return reply;
                 }
                 None => self.outcomes.write(outcome).await?,
             }
@@ -601,6 +721,86 @@ pub(crate) mod tests {
         let ids: Vec<&str> = abandoned.iter().map(|(_, id, _)| id.as_str()).collect();
         assert_eq!(ids, ["lapsed"]);
         assert!(sessions.expire(10, 0).is_empty());
+    }
+
+    /// A filing hop whose answer never reached the caller (the provider
+    /// gave up while the commit waited on the disk), then the caller dialing
+    /// again and the provider repeating the hop: one request, its screen on
+    /// the repeat, nothing left to resume, the session counted once.
+    #[tokio::test]
+    async fn a_filing_whose_answer_timed_out_files_once() {
+        use futures_util::FutureExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let gw = crate::sms::tests::gateway(dir.path());
+        let phone = "+221771112233";
+        locked(&gw.db).set_language(phone, "en").unwrap();
+        let hop = |session_id, input| Hop {
+            provider: "at",
+            session_id,
+            phone,
+            input,
+            raw_text: "",
+        };
+        for input in [None, Some("1"), Some("1"), Some("1"), Some("birth record")] {
+            let screen = gw.ussd(&hop("s1", input)).await;
+            assert!(!screen.is_end(), "{screen:?}");
+        }
+        // The disk is stuck: the filing is queued, and its hop dropped.
+        let stuck = locked(&gw.store);
+        let timed_out = gw.ussd(&hop("s1", Some("1"))).now_or_never();
+        assert!(timed_out.is_none(), "the filing waits for the store");
+        drop(stuck);
+
+        let redial = gw.ussd(&hop("s2", None)).await;
+        assert!(redial.text().contains("New request"), "{redial:?}");
+        let repeated = gw.ussd(&hop("s1", Some("1"))).await;
+        let cases = locked(&gw.store)
+            .list_cases(&guichet_core::CaseQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(cases.len(), 1, "filed once");
+        assert!(
+            repeated.is_end() && repeated.text().contains(&cases[0].reference),
+            "{repeated:?}"
+        );
+        assert_eq!(
+            locked(&gw.db).ussd_outcomes().unwrap(),
+            [("completed".to_string(), 1)]
+        );
+        let again = gw.ussd(&hop("s1", Some("1"))).await;
+        assert!(!again.is_end(), "the session is over: {again:?}");
+        assert_eq!(locked(&gw.store).count_cases().unwrap(), 1);
+    }
+
+    /// A filing the store refuses costs the caller nothing typed: the
+    /// draft taken at hand-off is given back, to resume on the next dial.
+    #[tokio::test]
+    async fn a_failed_filing_gives_the_draft_back() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let gw = crate::sms::tests::gateway(dir.path());
+        // No provider lets such a number through: the store refuses it.
+        let phone = "not a phone";
+        locked(&gw.db).set_language(phone, "en").unwrap();
+        let hop = |session_id, input| Hop {
+            provider: "at",
+            session_id,
+            phone,
+            input,
+            raw_text: "",
+        };
+        for input in [None, Some("1"), Some("1"), Some("1"), Some("birth record")] {
+            assert!(!gw.ussd(&hop("s1", input)).await.is_end());
+        }
+        let failed = gw.ussd(&hop("s1", Some("1"))).await;
+        assert!(
+            failed.is_end() && !failed.text().contains("reference"),
+            "{failed:?}"
+        );
+        assert_eq!(locked(&gw.store).count_cases().unwrap(), 0);
+        let redial = gw.ussd(&hop("s2", None)).await;
+        assert!(redial.text().contains("did not finish"), "{redial:?}");
     }
 
     #[test]

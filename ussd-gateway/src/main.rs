@@ -67,8 +67,12 @@ enum Command {
         #[arg(long)]
         batch: bool,
     },
-    /// The SHA-256 of a mediator PIN, for the configuration.
-    HashPin { pin: String },
+    /// A mediator's PIN, salted and hashed, for their `pin_hash` in the configuration.
+    HashPin {
+        /// The PIN; without it, read from standard input (kept out of the
+        /// shell's history and the process list).
+        pin: Option<String>,
+    },
     /// The gateway's public key (created if missing), to enrol it on the sync server.
     Key {
         #[arg(
@@ -121,10 +125,10 @@ fn main() -> ExitCode {
                     .map(|_| ())
             })
         }),
-        Some(Command::HashPin { pin }) => {
-            println!("{}", flow::hash_pin(&pin));
-            Ok(())
-        }
+        Some(Command::HashPin { pin }) => pin
+            .map_or_else(read_line, Ok)
+            .and_then(|pin| flow::hash_pin(&pin))
+            .map(|hash| println!("{hash}")),
         Some(Command::Key { data_dir }) => std::fs::create_dir_all(&data_dir)
             .map_err(|e| format!("{}: {e}", data_dir.display()))
             .and_then(|()| replica::load_or_create_key(&data_dir))
@@ -137,6 +141,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn read_line() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("reading standard input: {e}"))?;
+    Ok(line)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
@@ -154,6 +166,7 @@ fn beside(config_file: &Path, path: &Path) -> PathBuf {
 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let mut config = Config::load(&args.config).map_err(|e| e.to_string())?;
+    flow::check_mediator_pins(&config)?;
     config.data_dir = args
         .data_dir
         .unwrap_or_else(|| beside(&args.config, &config.data_dir));

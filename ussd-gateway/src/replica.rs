@@ -25,24 +25,37 @@ pub fn load_or_create_key(data_dir: &Path) -> Result<DeviceKey, String> {
     let path = data_dir.join(KEY_FILE);
     if path.exists() {
         let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        return DeviceKey::from_pkcs8(&bytes).map_err(|e| format!("{}: {e}", path.display()));
+        return DeviceKey::from_pkcs8(&bytes).map_err(|e| {
+            format!(
+                "{}: {e} (not a device key: if this gateway was never enrolled, remove it to make a new one)",
+                path.display()
+            )
+        });
     }
     let key = DeviceKey::generate().map_err(|e| e.to_string())?;
-    write_private(&path, key.pkcs8())?;
+    write_durably(&path, key.pkcs8())?;
     Ok(key)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// Writes a file so that a crash or a power cut at any moment leaves it
+/// absent or whole, never partly written: a temporary file beside it
+/// (readable by its owner only), synced, renamed over it, and the rename
+/// synced with the directory.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    file.write_all(bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempfile_in(dir)
+        .map_err(failed)?;
+    file.write_all(bytes).map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    file.persist(path).map_err(|e| failed(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(failed)
 }
 
 pub fn enrolment(data_dir: &Path) -> Result<Option<Enrolment>, String> {
@@ -71,7 +84,6 @@ pub async fn start_embedded_server(
 ) -> Result<(), String> {
     use guichet_sync_server::app::{router, AppState};
     use guichet_sync_server::config::Config;
-    use guichet_sync_server::registry::Role;
     let address = server_url
         .trim_start_matches("http://")
         .trim_end_matches('/')
@@ -86,26 +98,7 @@ pub async fn start_embedded_server(
         ..Config::default()
     };
     let state = AppState::open(config)?;
-    if enrolment(gateway_dir)?.is_none() {
-        let device = {
-            let registry = locked(&state.registry);
-            registry
-                .enrol(
-                    "ussd-gateway",
-                    Role::Intake,
-                    &[],
-                    &key.public_key(),
-                    crate::gateway::now_ms(),
-                )
-                .map_err(|e| format!("enrolling the gateway: {e}"))?
-        };
-        let json = serde_json::to_string_pretty(&device).map_err(|e| e.to_string())?;
-        std::fs::write(gateway_dir.join(ENROLMENT_FILE), json).map_err(|e| e.to_string())?;
-        tracing::info!(
-            replica = device.replica,
-            "the gateway enrolled itself with the embedded sync server"
-        );
-    }
+    enrol_with(&locked(&state.registry), gateway_dir, key)?;
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| format!("cannot listen on {address}: {e}"))?;
@@ -117,6 +110,57 @@ pub async fn start_embedded_server(
         }
     });
     Ok(())
+}
+
+/// Enrols this gateway with the embedded server's registry unless its
+/// enrolment is saved. Crash-safe at every step: the enrolment is saved
+/// whole or not at all, and a registry that already holds this gateway's
+/// key (a crash came between enrolling and saving) gives its device back
+/// rather than refuse to enrol it twice. Returns the replica number.
+pub fn enrol_with(
+    registry: &guichet_sync_server::registry::Registry,
+    gateway_dir: &Path,
+    key: &DeviceKey,
+) -> Result<u32, String> {
+    use guichet_sync_server::registry::Role;
+    if let Some(saved) = enrolment(gateway_dir)? {
+        return Ok(saved.replica);
+    }
+    let public_key = key.public_key();
+    let raw_key = guichet_core::sync::signing::parse_public_key(&public_key)
+        .map_err(|e| format!("the gateway's public key: {e}"))?;
+    let enrolled = registry
+        .devices()
+        .map_err(|e| format!("reading the embedded server's devices: {e}"))?
+        .into_iter()
+        .find(|d| d.public_key == raw_key);
+    let device = match enrolled {
+        Some(device) if device.revoked => {
+            return Err(format!(
+                "this gateway's key is revoked on the embedded sync server (device {}): \
+                 remove {} to enrol a new key",
+                device.replica,
+                gateway_dir.join(KEY_FILE).display()
+            ))
+        }
+        Some(device) => device,
+        None => registry
+            .enrol(
+                "ussd-gateway",
+                Role::Intake,
+                &[],
+                &public_key,
+                crate::gateway::now_ms(),
+            )
+            .map_err(|e| format!("enrolling the gateway: {e}"))?,
+    };
+    let json = serde_json::to_string_pretty(&device).map_err(|e| e.to_string())?;
+    write_durably(&gateway_dir.join(ENROLMENT_FILE), json.as_bytes())?;
+    tracing::info!(
+        replica = device.replica,
+        "the gateway enrolled itself with the embedded sync server"
+    );
+    Ok(device.replica)
 }
 
 /// Syncs every `interval`, then tells requesters what moved.
@@ -191,5 +235,84 @@ pub async fn housekeeping_loop(gw: Arc<Gateway>, interval: Duration) {
     loop {
         housekeeping(&gw).await;
         tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guichet_sync_server::registry::{Registry, Role};
+
+    /// The embedded server enrolled the gateway's key, then the gateway
+    /// stopped before saving its enrolment: the next start finishes it
+    /// with the same device instead of refusing a second enrolment.
+    #[test]
+    fn a_crash_between_enrolling_and_saving_is_finished_on_restart() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let registry = Registry::open(&dir.path().join("registry.db")).unwrap();
+        let key = load_or_create_key(dir.path()).unwrap();
+        let tablet = DeviceKey::generate().unwrap();
+        registry
+            .enrol(
+                "agent",
+                Role::Tablet,
+                &["u".into()],
+                &tablet.public_key(),
+                1,
+            )
+            .unwrap();
+        let crashed = registry
+            .enrol("ussd-gateway", Role::Intake, &[], &key.public_key(), 2)
+            .unwrap();
+        assert_eq!(enrolment(dir.path()).unwrap().map(|e| e.replica), None);
+
+        let replica = enrol_with(&registry, dir.path(), &key).unwrap();
+        assert_eq!(replica, crashed.replica);
+        assert_eq!(
+            enrolment(dir.path()).unwrap().map(|e| e.replica),
+            Some(crashed.replica)
+        );
+        assert_eq!(enrol_with(&registry, dir.path(), &key), Ok(crashed.replica));
+        assert_eq!(registry.devices().unwrap().len(), 2, "enrolled once");
+    }
+
+    #[test]
+    fn a_revoked_key_is_not_enrolled_again_silently() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let registry = Registry::open(&dir.path().join("registry.db")).unwrap();
+        let key = load_or_create_key(dir.path()).unwrap();
+        let device = registry
+            .enrol("ussd-gateway", Role::Intake, &[], &key.public_key(), 2)
+            .unwrap();
+        registry.revoke(device.replica).unwrap();
+        let refused = enrol_with(&registry, dir.path(), &key).unwrap_err();
+        assert!(refused.contains("revoked"), "{refused}");
+        assert!(enrolment(dir.path()).unwrap().is_none());
+    }
+
+    /// Written through a synced temporary file renamed over it: whole,
+    /// private, and nothing else left beside it.
+    #[test]
+    fn the_key_and_the_enrolment_are_written_whole_and_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::TempDir::new().unwrap();
+        let key = load_or_create_key(dir.path()).unwrap();
+        let again = load_or_create_key(dir.path()).unwrap();
+        assert_eq!(key.public_key(), again.public_key());
+        let enrolment_file = dir.path().join(ENROLMENT_FILE);
+        write_durably(&enrolment_file, b"{\"replica\": 5}").unwrap();
+        write_durably(&enrolment_file, b"{\"replica\": 7}").unwrap();
+        assert_eq!(enrolment(dir.path()).unwrap().map(|e| e.replica), Some(7));
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(files, [KEY_FILE, ENROLMENT_FILE]);
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

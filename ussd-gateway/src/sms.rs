@@ -157,10 +157,13 @@ impl Gateway {
 
     fn sms_track(&self, ctx: &Ctx, lang: &str, typed: &str) -> Result<String, flow::FlowError> {
         let Ok(reference) = reference::parse(typed) else {
+            let Some(shown) = typed_reference_shown(typed) else {
+                return Ok(self.help(lang));
+            };
             return Ok(self.sms_text(
                 lang,
                 "sms-invalid-reference",
-                &[("reference", Arg::Str(typed))],
+                &[("reference", Arg::Str(&shown))],
             ));
         };
         let found = ctx.with_store(|s| s.find_by_reference(&reference));
@@ -386,6 +389,26 @@ fn is_news(told: Option<i64>, status: Status) -> bool {
     }
 }
 
+/// What the reply to an invalid reference shows of what was typed: enough
+/// to spot a typo in a reference (8 to 11 digits) and never more, in
+/// characters every SMS encoding carries at one unit each, so that a long
+/// or exotic text costs the gateway no extra SMS. None if nothing typed
+/// looks like part of a reference.
+fn typed_reference_shown(typed: &str) -> Option<String> {
+    let kept: Vec<char> = typed.chars().filter(char::is_ascii_alphanumeric).collect();
+    match kept.len() {
+        0 => None,
+        n if n <= REFERENCE_SHOWN => Some(kept.into_iter().collect()),
+        _ => Some(format!(
+            "{}...",
+            String::from_iter(&kept[..REFERENCE_SHOWN])
+        )),
+    }
+}
+
+/// The most of a typed reference an SMS reply shows.
+const REFERENCE_SHOWN: usize = 14;
+
 /// How many touched cases one notification commit covers.
 const NOTIFY_SLICE: usize = 200;
 
@@ -454,6 +477,36 @@ pub(crate) mod tests {
             .collect();
         let expected: Vec<String> = moved.iter().map(|i| format!("+22177{i:07}")).collect();
         assert_eq!(sent, expected, "one SMS per case, for its latest status");
+    }
+
+    /// A reply never carries a citizen's text back at the gateway's cost:
+    /// an invalid reference of any length is answered in one SMS.
+    #[test]
+    fn an_invalid_reference_is_answered_in_one_sms_whatever_was_typed() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let gw = gateway(dir.path());
+        let phone = "+221771112233";
+        let one_sms = |text: &str| {
+            let reply = gw.sms(phone, text).expect("a reply");
+            let limit = crate::text::UssdLimit {
+                gsm7_chars: 182,
+                ucs2_units: 80,
+            };
+            let cost = crate::text::measure(&reply, &limit);
+            assert_eq!(cost.segments.len(), 1, "{text:.40}: {reply}");
+            reply
+        };
+        let typo = one_sms("TRACK 1234 5679");
+        assert!(typo.contains("12345679 is not a valid"), "{typo}");
+        let long = one_sms(&format!("TRACK {}", "12345".repeat(400)));
+        assert!(long.contains("12345123451234..."), "{long}");
+        let exotic = one_sms(&format!("track 1234€{}", "ɲ".repeat(2_000)));
+        assert!(exotic.contains(" 1234 is not a valid"), "{exotic}");
+        let nothing = one_sms("track €€€");
+        assert!(
+            nothing.contains("TRACK"),
+            "help names the keywords: {nothing}"
+        );
     }
 
     #[test]

@@ -136,6 +136,7 @@ impl GatewayDb {
         // there is nothing else that bound values could improve.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(PIN_TRIES_SCHEMA)?;
         for (table, column) in ADDED_COLUMNS {
             let name = column.split(' ').next().unwrap_or(column);
             let present: bool = conn.query_row(
@@ -519,6 +520,57 @@ fn outbox_row(r: &rusqlite::Row<'_>) -> Res<OutboxSms> {
         provider_id: r.get(6)?,
         last_error: r.get(7)?,
     })
+}
+
+/// Each mediator's wrong PIN tries, kept across sessions and restarts.
+const PIN_TRIES_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS pin_tries(mediator TEXT PRIMARY KEY, failures INTEGER NOT NULL,
+  locked_until INTEGER NOT NULL) WITHOUT ROWID;
+";
+
+/// A mediator's wrong PIN tries since their last right one, and until when
+/// (ms since the epoch; 0: not) they may not try again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PinTries {
+    pub failures: u32,
+    pub locked_until: u64,
+}
+
+impl GatewayDb {
+    pub fn pin_tries(&self, mediator: &str) -> Res<PinTries> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT failures, locked_until FROM pin_tries WHERE mediator = ?1")?
+            .query_row([mediator], |r| {
+                Ok(PinTries {
+                    failures: r.get::<_, i64>(0)? as u32,
+                    locked_until: r.get::<_, i64>(1)? as u64,
+                })
+            })
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    pub fn set_pin_tries(&self, mediator: &str, tries: PinTries) -> Res<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO pin_tries(mediator, failures, locked_until) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![
+                mediator,
+                tries.failures as i64,
+                tries.locked_until as i64
+            ])?;
+        Ok(())
+    }
+
+    /// The right PIN: the count starts over.
+    pub fn clear_pin_tries(&self, mediator: &str) -> Res<()> {
+        self.conn
+            .prepare_cached("DELETE FROM pin_tries WHERE mediator = ?1")?
+            .execute([mediator])?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@
 
 mod history;
 mod peer;
+mod quarantine;
 mod query;
 mod schema;
 mod writer;
 
 pub use history::{CaseHistory, HistoryReader};
 pub use peer::{PeerChanges, Scope, ServeTimes};
+pub use quarantine::{QuarantineEntry, QuarantineState, ReleaseOutcome};
 pub use query::{CaseQuery, Touched};
 pub use writer::Writer;
 
@@ -68,6 +70,11 @@ pub struct SyncStatus {
     pub pending_ops: u64,
     pub ops_sent: u64,
     pub ops_received: u64,
+    /// Own operations the peer keeps in quarantine, not applied: it
+    /// counts them as received, so they are not pending.
+    pub quarantined_ops: u64,
+    /// The most recent of them and why, as the peer last listed them.
+    pub quarantined: Vec<crate::sync::protocol::QuarantinedOp>,
 }
 
 pub struct Store {
@@ -120,18 +127,19 @@ impl Store {
         }
         let mut conn =
             Connection::open_with_flags(&path, flags).map_err(|e| cannot_open(e.to_string()))?;
-        prepare_connection(&mut conn, existed).map_err(|e| cannot_open(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| cannot_open(e.to_string()))?;
+        // Nothing is written to an existing file, not even its journal mode,
+        // before it is known to be a Guichet store this build can use.
+        let version = if existed {
+            recognise(&conn).map_err(cannot_open)?
+        } else {
+            0
+        };
+        prepare_connection(&mut conn).map_err(|e| cannot_open(e.to_string()))?;
 
-        let version = schema::version(&conn).map_err(|e| cannot_open(e.to_string()))?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if version == 0 {
-            let objects: i64 =
-                tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-            if objects > 0 {
-                return Err(cannot_open(
-                    "this is an SQLite file but not a Guichet store".into(),
-                ));
-            }
             schema::create(&tx)?;
             tx.execute(
                 "INSERT INTO meta(key, value) VALUES ('replica', ?1)",
@@ -141,11 +149,6 @@ impl Store {
                 "INSERT INTO meta(key, value) VALUES ('store_id', ?1)",
                 [random_id()],
             )?;
-        } else if version > schema::CURRENT_VERSION {
-            return Err(cannot_open(format!(
-                "it was written by a newer Guichet (schema {version}, this one knows up to {})",
-                schema::CURRENT_VERSION
-            )));
         } else if version < schema::CURRENT_VERSION {
             schema::upgrade(&tx, version)
                 .map_err(|e| cannot_open(format!("upgrade failed: {e}")))?;
@@ -355,7 +358,7 @@ impl Store {
         let status = self
             .conn
             .query_row(
-                "SELECT last_attempt, last_success, last_error, acked, sent, received
+                "SELECT last_attempt, last_success, last_error, acked, sent, received, quarantined
                  FROM sync_state WHERE peer = ?1",
                 [peer],
                 |r| {
@@ -366,14 +369,43 @@ impl Store {
                         pending_ops: mine.saturating_sub(r.get::<_, i64>(3)? as u64),
                         ops_sent: r.get::<_, i64>(4)? as u64,
                         ops_received: r.get::<_, i64>(5)? as u64,
+                        quarantined_ops: r.get::<_, i64>(6)? as u64,
+                        quarantined: Vec::new(),
                     })
                 },
             )
             .optional()?;
-        Ok(status.unwrap_or(SyncStatus {
-            pending_ops: mine,
-            ..SyncStatus::default()
-        }))
+        let Some(mut status) = status else {
+            return Ok(SyncStatus {
+                pending_ops: mine,
+                ..SyncStatus::default()
+            });
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT replica, counter, case_id, reason FROM refused_ops WHERE peer = ?1
+             ORDER BY counter",
+        )?;
+        let rows = stmt.query_map([peer], |r| {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (replica, counter, case, reason) = row?;
+            if let Some(case) = crate::ids::CaseId::from_i64(case) {
+                status
+                    .quarantined
+                    .push(crate::sync::protocol::QuarantinedOp {
+                        dot: Dot::new(replica, counter as u64),
+                        case,
+                        reason,
+                    });
+            }
+        }
+        Ok(status)
     }
 
     /// Records the outcome of one sync attempt with `peer`. `acked` is the
@@ -478,13 +510,34 @@ fn random_id() -> i64 {
     i64::from_le_bytes(bytes) & i64::MAX
 }
 
-fn prepare_connection(conn: &mut Connection, existed: bool) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    if existed {
-        // Reading the header first makes a damaged or foreign file fail
-        // here, before anything could write to it.
-        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+/// The schema version of an existing file, or why it cannot be used: it
+/// only reads (a damaged or foreign file fails here, untouched).
+fn recognise(conn: &Connection) -> std::result::Result<i64, String> {
+    let read = |e: rusqlite::Error| e.to_string();
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+        .map_err(read)?;
+    let version = schema::version(conn).map_err(read)?;
+    let has_meta: bool = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(read)?
+        > 0;
+    match version {
+        0 if objects == 0 => Ok(0),
+        v if v > schema::CURRENT_VERSION => Err(format!(
+            "it was written by a newer Guichet (schema {v}, this one knows up to {})",
+            schema::CURRENT_VERSION
+        )),
+        v if v >= 1 && has_meta => Ok(v),
+        _ => Err("this is an SQLite file but not a Guichet store".into()),
     }
+}
+
+fn prepare_connection(conn: &mut Connection) -> rusqlite::Result<()> {
     // WAL: readers never block the writer. FULL: a commit survives power
     // loss, and tablets lose power.
     conn.pragma_update(None, "journal_mode", "WAL")?;

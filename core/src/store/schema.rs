@@ -4,12 +4,15 @@
 
 use rusqlite::{Connection, Transaction};
 
-pub const CURRENT_VERSION: i64 = 2;
+pub const CURRENT_VERSION: i64 = 3;
 
 pub const LATEST: &str = include_str!("sql/latest.sql");
 
 /// `UPGRADES[i]` takes a store from version `i + 1` to `i + 2`.
-const UPGRADES: &[&str] = &[include_str!("sql/v2_from_v1.sql")];
+const UPGRADES: &[&str] = &[
+    include_str!("sql/v2_from_v1.sql"),
+    include_str!("sql/v3_from_v2.sql"),
+];
 
 #[cfg(test)]
 pub const V1: &str = include_str!("sql/v1.sql");

@@ -82,6 +82,7 @@ impl<'c> Writer<'c> {
     /// it. Returns whether anything was written.
     pub fn update(&mut self, case: CaseId, changes: &[(Field, Value)]) -> Result<bool> {
         self.row(case)?;
+        self.refuse_if_leaving(case)?;
         let row = &self.rows[&case];
         let creation = row.creation_head();
         let mut writes = Vec::with_capacity(changes.len());
@@ -163,6 +164,7 @@ impl<'c> Writer<'c> {
     pub fn add_event(&mut self, case: CaseId, kind: EventKind, text: &str) -> Result<()> {
         crate::model::check_event_text(text)?;
         self.row(case)?;
+        self.refuse_if_leaving(case)?;
         self.author(
             case,
             OpBody::Event {
@@ -244,6 +246,80 @@ impl<'c> Writer<'c> {
         }
         self.state.vv.dots.insert(op.dot.actor, held);
         Ok(true)
+    }
+
+    /// Server side: keeps an operation a device sent without applying it
+    /// (quarantine). It counts as received, so the device moves past it;
+    /// the caller has checked it is not a duplicate.
+    pub(super) fn hold_back(&mut self, device: ReplicaId, op: &Op, reason: &str) -> Result<()> {
+        let held = self.state.vv.get(&op.dot.actor);
+        if op.dot.counter != held + 1 {
+            return Err(BatchError::Gap {
+                replica: op.dot.actor,
+                have: held,
+                got: op.dot.counter,
+            }
+            .into());
+        }
+        let body = postcard::to_stdvec(&op.body).expect("encoding to memory cannot fail");
+        self.conn
+            .prepare_cached(
+                "INSERT INTO quarantine(device, replica, counter, case_id, stamp, body, reason, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                device,
+                op.dot.actor,
+                op.dot.counter as i64,
+                op.case.as_i64(),
+                op.stamp.0 as i64,
+                body,
+                reason,
+                self.now as i64
+            ])?;
+        self.state.vv.dots.insert(op.dot.actor, op.dot.counter);
+        self.authors.insert(op.dot.actor);
+        Ok(())
+    }
+
+    /// The highest counter of `replica` this store counts as received.
+    pub(super) fn held_counter(&self, replica: ReplicaId) -> u64 {
+        self.state.vv.get(&replica)
+    }
+
+    /// The operation `dot` as quarantine holds it, if it does.
+    pub(super) fn quarantined_op(&self, dot: Dot) -> Result<Option<Op>> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT case_id, stamp, body FROM quarantine WHERE replica = ?1 AND counter = ?2",
+            )?
+            .query_row(params![dot.actor, dot.counter as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?))
+            })
+            .optional()?;
+        row.map(|(case, stamp, body)| {
+            op_from_row(dot.actor, dot.counter as i64, case, stamp, &body)
+        })
+        .transpose()
+    }
+
+    /// Device side: a case that left this device's units takes no new
+    /// local writes (the server would refuse them); it goes once its
+    /// earlier edits are synced.
+    fn refuse_if_leaving(&self, case: CaseId) -> Result<()> {
+        let leaving = self
+            .conn
+            .prepare_cached("SELECT 1 FROM leaving_cases WHERE case_id = ?1")?
+            .query_row([case.as_i64()], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if leaving {
+            return Err(Error::InvalidInput(format!(
+                "case {case} has moved to a unit this device does not serve"
+            )));
+        }
+        Ok(())
     }
 
     fn holds(&self, dot: Dot) -> Result<bool> {

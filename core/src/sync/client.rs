@@ -2,7 +2,7 @@
 //! with retries and backoff, reports progress, and records the outcome so
 //! that a failed sync always says so (`Store::sync_status`).
 
-use super::protocol::{SyncRequest, SyncResponse, CONTENT_TYPE, SYNC_PATH};
+use super::protocol::{SyncResponse, CONTENT_TYPE, SYNC_PATH};
 use super::signing::{DeviceKey, HEADER_SERVER_TIME, MAX_CLOCK_SKEW_MS};
 use crate::ids::CaseId;
 use crate::store::{Store, SyncOutcome};
@@ -21,6 +21,9 @@ pub struct ClientOptions {
     pub max_backoff: Duration,
     /// One request, from sending to the last byte of the answer.
     pub timeout: Duration,
+    /// The application and its version, shown to supervisors with the
+    /// device's sync health (e.g. `guichet-agent/2.3.1`).
+    pub app_version: String,
 }
 
 impl Default for ClientOptions {
@@ -32,6 +35,7 @@ impl Default for ClientOptions {
             first_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
             timeout: Duration::from_secs(60),
+            app_version: concat!("guichet-core/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
 }
@@ -128,15 +132,18 @@ impl SyncClient {
         let mut restarted = false;
         loop {
             let (request, acked_before) = with(store, |s| {
-                let pending = s.pending_ops(peer, self.options.upload_batch)?;
-                let cursor = s.sync_cursor(peer)?;
-                let request = SyncRequest::new(cursor, pending, self.options.download_batch);
+                let request = s.sync_request(
+                    peer,
+                    self.options.upload_batch,
+                    self.options.download_batch,
+                    &self.options.app_version,
+                )?;
                 Ok::<_, crate::Error>((request, s.acked(peer)?))
             })?;
-            let body = wire::encode_message(&request);
+            let body = request.encode();
             let answer = self.exchange(store, SYNC_PATH, &body).await?;
-            let response: SyncResponse =
-                wire::decode_message(&answer).map_err(|e| SyncError::BadAnswer(e.to_string()))?;
+            let response =
+                SyncResponse::decode(&answer).map_err(|e| SyncError::BadAnswer(e.to_string()))?;
             let applied = with(store, |s| s.apply_sync_response(peer, &response));
             let outcome = match applied {
                 Err(crate::Error::ServerChanged) if !restarted => {

@@ -54,8 +54,19 @@ fn form<T: serde::de::DeserializeOwned>(
     if !allowed {
         return Err(Refusal::NotFound);
     }
+    // A form is read as UTF-8 or refused: read leniently, what the caller
+    // typed would reach a case as replacement characters.
+    if !is_utf8_form(body) {
+        return Err(Refusal::BadRequest("the form is not UTF-8".into()));
+    }
     serde_urlencoded::from_bytes(body)
         .map_err(|e| Refusal::BadRequest(format!("malformed form: {e}")))
+}
+
+/// Whether every name and value of a form decodes to UTF-8.
+fn is_utf8_form(body: &[u8]) -> bool {
+    body.split(|b| *b == b'&')
+        .all(|pair| percent_encoding::percent_decode(pair).decode_utf8().is_ok())
 }
 
 #[derive(Deserialize)]

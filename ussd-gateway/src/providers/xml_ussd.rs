@@ -151,13 +151,11 @@ async fn ussd(
     };
     // On the worker: what may wait on the disk steps aside by itself.
     let reply = match hop.kind {
+        // Released by the caller, or timed out waiting for them: either
+        // way the caller left, which the figures count as abandoned (failed
+        // is the operator's failure, which this dialect never reports).
         3 | 4 => {
-            let end = if hop.kind == 3 {
-                SessionEnd::Abandoned
-            } else {
-                SessionEnd::Failed
-            };
-            gw.ussd_ended(NAME, &hop.session_id, end, None);
+            gw.ussd_ended(NAME, &hop.session_id, SessionEnd::Abandoned, None);
             Reply::End(String::new())
         }
         kind => {

@@ -55,7 +55,8 @@ localities = ["Louga", "Kébémer"]
 id = "med-awa"
 name = "Awa Ndiaye"
 phone = "+221770000009"
-pin_sha256 = "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"
+# guichet-ussd-gateway hash-pin 1234
+pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$groveINt+rZjfVNkR4guXA$3z4pdC5WrlqOOg3FNtcwoTImVyBWt6vdcFGXwOpu8eQ"
 
 [providers.africastalking]
 secret = "{SECRET}"
