@@ -217,7 +217,8 @@ impl fmt::Debug for MediatorConfig {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("phone", &mask_phone(&self.phone))
-            .field("pin_sha256", &REDACTED)
+            .field("pin_hash", &self.pin_hash.as_ref().map(|_| REDACTED))
+            .field("pin_sha256", &self.pin_sha256.as_ref().map(|_| REDACTED))
             .finish()
     }
 }
@@ -403,6 +404,11 @@ mod tests {
             name = "Awa Ndiaye"
             phone = "+221770000009"
             pin_sha256 = "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"
+            [[mediators]]
+            id = "med-binta"
+            name = "Binta Sow"
+            phone = "+221770000008"
+            pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$groveINt+rZjfVNkR4guXA$3z4pdC5WrlqOOg3FNtcwoTImVyBWt6vdcFGXwOpu8eQ"
             [providers.africastalking]
             secret = "at-callback-secret"
             username = "sandbox"
@@ -427,7 +433,9 @@ mod tests {
             "kannel-password-456",
             "xml-callback-secret",
             "03ac674216f3",
+            "groveINt",
             "770000009",
+            "770000008",
         ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }

@@ -314,7 +314,7 @@ localities = ["Thies"]
 id = "med-awa"
 name = "Awa Ndiaye"
 phone = "+221770000009"
-pin_sha256 = "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"
+pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$groveINt+rZjfVNkR4guXA$3z4pdC5WrlqOOg3FNtcwoTImVyBWt6vdcFGXwOpu8eQ"
 "#,
             data = data.display(),
             locales = locales.display()
