@@ -248,9 +248,16 @@ pub fn queue_missing_references(gw: &Gateway) -> Result<usize, FlowError> {
         .filter(|id| id.dot().actor == store.replica())
         .filter(|id| checked.is_none_or(|up_to| id.as_i64() as u64 > up_to))
         .collect();
-    let Some(last) = ours.last() else {
+    let last = ours.last().map_or(0, |id| id.as_i64() as u64);
+    if checked.is_none() {
+        // The first start of a gateway, or of one from before this look:
+        // its requests had their SMS queued as they were filed.
+        db.durable(|| db.set_meta(&position, last))?;
         return Ok(0);
-    };
+    }
+    if ours.is_empty() {
+        return Ok(0);
+    }
     let now = now_ms();
     let queued = db.durable(|| {
         let mut queued = 0;
@@ -267,7 +274,7 @@ pub fn queue_missing_references(gw: &Gateway) -> Result<usize, FlowError> {
                 queued += 1;
             }
         }
-        db.set_meta(&position, last.as_i64() as u64)?;
+        db.set_meta(&position, last)?;
         Ok::<_, FlowError>(queued)
     })?;
     if queued > 0 {

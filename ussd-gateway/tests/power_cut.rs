@@ -291,8 +291,15 @@ mod vfs {
 const PHONE: &str = "+221771234567";
 const CITIZEN: &str = "+221772223344";
 
-/// A gateway in this process on `data`, as `main` assembles it.
+/// A gateway in this process on `data`, as `main` assembles it and the
+/// outbox starts it (`queue_missing_references`).
 fn gateway(data: &Path) -> Gateway {
+    let gw = assemble(data);
+    queue_missing_references(&gw).unwrap();
+    gw
+}
+
+fn assemble(data: &Path) -> Gateway {
     vfs::install();
     std::fs::create_dir_all(data).unwrap();
     let locales = Path::new(env!("CARGO_MANIFEST_DIR")).join("../locales");
@@ -395,7 +402,6 @@ async fn a_filings_reference_sms_survives_a_power_cut() {
     let gw = gateway(&after);
     let case = locked(&gw.store).find_by_reference(&reference);
     let case = case.expect("the case survived");
-    queue_missing_references(&gw).unwrap();
     let outbox = locked(&gw.db).outbox().unwrap();
     assert_eq!(outbox.len(), 1, "the reference SMS survived: {outbox:?}");
     assert_eq!(outbox[0].event_key, format!("created:{}", case.id));
@@ -445,20 +451,32 @@ async fn marks_of_sms_being_sent_and_their_results_survive_a_power_cut() {
     let gw = Arc::new(gateway(&data));
     let provider = Arc::new(Provider::default());
     let outbox = Outbox::start(gw.clone(), provider.clone());
-    // Each phone's messages leave in turn: the held ones go to two phones.
-    let queue = |key: &str, phone: &str, text: &str| {
-        assert!(locked(&gw.db).enqueue_sms(key, phone, text, 0).unwrap());
+    // Each phone's messages leave in turn: the held ones go to two phones,
+    // queued together, so that one batch takes both.
+    let queue = |sms: &[(&str, &str, &str)]| {
+        let db = locked(&gw.db);
+        db.transaction(|| {
+            for (key, phone, text) in sms {
+                assert!(db.enqueue_sms(key, phone, text, 0)?);
+            }
+            Ok::<_, rusqlite::Error>(())
+        })
+        .unwrap();
         gw.sms_queued();
     };
-    queue("status:1:2:3", PHONE, "accept: now in progress");
-    queue("reply:test:1", PHONE, "accept: help");
+    queue(&[
+        ("status:1:2:3", PHONE, "accept: now in progress"),
+        ("reply:test:1", PHONE, "accept: help"),
+    ]);
     let sent = |gw: &Gateway| {
         let outbox = locked(&gw.db).outbox().unwrap();
         outbox.iter().all(|sms| sms.status == SmsStatus::Sent)
     };
     until("both accepted and recorded", || sent(&gw)).await;
-    queue("status:1:4:5", PHONE, "hold: now resolved");
-    queue("created:999-77", CITIZEN, "hold: your reference 123456");
+    queue(&[
+        ("status:1:4:5", PHONE, "hold: now resolved"),
+        ("created:999-77", CITIZEN, "hold: your reference 123456"),
+    ]);
     until("both handed to the provider", || {
         provider.seen.lock().unwrap().len() == 4
     })
@@ -545,4 +563,24 @@ async fn a_reference_never_queued_is_queued_at_the_next_start() {
     assert!(seen[2].contains(&reference(for_citizen)) && seen[2].contains("Awa Ndiaye"));
     assert!(!seen.iter().any(|t| t.contains(&reference(field))));
     assert_eq!(queue_missing_references(&gw).unwrap(), 0, "queued once");
+}
+
+/// A gateway's first look (a new one, or one from before the look existed)
+/// queues nothing for the requests it holds: they had their SMS as they
+/// were filed. From then on, what is missing is queued.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_look_takes_the_requests_held_as_told() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let gw = assemble(&dir.path().join("data"));
+    let create = || {
+        let new = new_case(Channel::Ussd, PHONE, None);
+        locked(&gw.store).write(|w| w.create_case(&new)).unwrap()
+    };
+    create();
+    assert_eq!(queue_missing_references(&gw).unwrap(), 0, "held before");
+    let missing = create();
+    assert_eq!(queue_missing_references(&gw).unwrap(), 1);
+    let outbox = locked(&gw.db).outbox().unwrap();
+    let keys: Vec<&str> = outbox.iter().map(|sms| sms.event_key.as_str()).collect();
+    assert_eq!(keys, [format!("created:{missing}")]);
 }
