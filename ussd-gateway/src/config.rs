@@ -1,8 +1,10 @@
 //! The gateway's settings: one TOML file (see `gateway.example.toml`),
 //! overridden by environment variables and flags for the usual three.
 
+use guichet_core::privacy::mask_phone;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -136,7 +138,7 @@ pub struct UnitConfig {
 }
 
 /// A community mediator: files requests for citizens who cannot.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediatorConfig {
     pub id: String,
@@ -162,7 +164,7 @@ pub struct ProvidersConfig {
 
 /// What every provider's callbacks share: an unguessable URL segment and
 /// an optional list of addresses allowed to call.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackAuth {
     pub secret: String,
@@ -170,7 +172,7 @@ pub struct CallbackAuth {
     pub allowed_ips: Vec<IpAddr>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AfricasTalkingConfig {
     #[serde(flatten)]
@@ -183,7 +185,7 @@ pub struct AfricasTalkingConfig {
     pub sender_id: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KannelConfig {
     #[serde(flatten)]
@@ -204,6 +206,55 @@ pub struct KannelConfig {
 pub struct XmlUssdConfig {
     #[serde(flatten)]
     pub auth: CallbackAuth,
+}
+
+/// Shown instead of a secret when a section is printed (`{:?}`).
+const REDACTED: &str = "[redacted]";
+
+impl fmt::Debug for MediatorConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediatorConfig")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("phone", &mask_phone(&self.phone))
+            .field("pin_hash", &self.pin_hash.as_ref().map(|_| REDACTED))
+            .field("pin_sha256", &self.pin_sha256.as_ref().map(|_| REDACTED))
+            .finish()
+    }
+}
+
+impl fmt::Debug for CallbackAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackAuth")
+            .field("secret", &REDACTED)
+            .field("allowed_ips", &self.allowed_ips)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AfricasTalkingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AfricasTalkingConfig")
+            .field("auth", &self.auth)
+            .field("username", &self.username)
+            .field("api_key", &REDACTED)
+            .field("base_url", &self.base_url)
+            .field("sender_id", &self.sender_id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for KannelConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KannelConfig")
+            .field("auth", &self.auth)
+            .field("sendsms_url", &self.sendsms_url)
+            .field("username", &self.username)
+            .field("password", &REDACTED)
+            .field("from", &self.from)
+            .field("callback_base_url", &self.callback_base_url)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -335,5 +386,59 @@ impl Config {
 
     pub fn mediator(&self, id: &str) -> Option<&MediatorConfig> {
         self.mediators.iter().find(|m| m.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Printing the configuration (a `{:?}` in a log or a panic) shows no
+    /// credential, callback secret, PIN hash or mediator's number.
+    #[test]
+    fn a_printed_configuration_holds_no_secret() {
+        let config: Config = toml::from_str(
+            r#"
+            [[mediators]]
+            id = "med-awa"
+            name = "Awa Ndiaye"
+            phone = "+221770000009"
+            pin_sha256 = "03ac674216f3e15c761ee1a5e255f067953623c8b388b4459e13f978d7c846f4"
+            [[mediators]]
+            id = "med-binta"
+            name = "Binta Sow"
+            phone = "+221770000008"
+            pin_hash = "$argon2id$v=19$m=19456,t=2,p=1$groveINt+rZjfVNkR4guXA$3z4pdC5WrlqOOg3FNtcwoTImVyBWt6vdcFGXwOpu8eQ"
+            [providers.africastalking]
+            secret = "at-callback-secret"
+            username = "sandbox"
+            api_key = "at-api-key-123"
+            base_url = "http://127.0.0.1:9"
+            [providers.kannel]
+            secret = "kannel-callback-secret"
+            sendsms_url = "http://127.0.0.1:13013/cgi-bin/sendsms"
+            username = "guichet"
+            password = "kannel-password-456"
+            callback_base_url = "http://127.0.0.1:8710"
+            [providers.xml]
+            secret = "xml-callback-secret"
+            "#,
+        )
+        .unwrap();
+        let printed = format!("{config:?} {config:#?}");
+        for secret in [
+            "at-callback-secret",
+            "at-api-key-123",
+            "kannel-callback-secret",
+            "kannel-password-456",
+            "xml-callback-secret",
+            "03ac674216f3",
+            "groveINt",
+            "770000009",
+            "770000008",
+        ] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("sandbox"), "the rest is shown: {printed}");
     }
 }

@@ -219,9 +219,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     );
 
     runtime.block_on(async move {
-        if let Some(sender) = sender {
-            tokio::spawn(outbox::run(gw.clone(), Arc::from(sender)));
-        } else {
+        let outbox = sender.map(|sender| outbox::Outbox::start(gw.clone(), Arc::from(sender)));
+        if outbox.is_none() {
             tracing::warn!("no SMS provider configured: SMS stay in the outbox");
         }
         match sync {
@@ -250,6 +249,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .with_graceful_shutdown(shutdown(terminate))
         .await
         .map_err(|e| e.to_string())?;
+        if let Some(outbox) = outbox {
+            outbox.stop().await;
+        }
         tracing::info!("guichet-ussd-gateway stopped");
         Ok(())
     })

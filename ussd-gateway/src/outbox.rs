@@ -1,12 +1,38 @@
-//! Sends what the outbox holds, with retries and backoff. Each message is
-//! marked as being sent, durably, before it leaves: a stop in between never
-//! makes it leave twice.
+//! Sends what the outbox holds, with retries and backoff.
+//!
+//! What a crash or a power cut may do to each kind of message:
+//! - the marks of messages being sent and their results are committed
+//!   durably (`GatewayDb::durable`) before the gateway acts on them, and
+//!   with them everything queued before; so is a reply queued for a
+//!   provider that will not call again;
+//! - a message is marked as being sent, durably, before it leaves. If the
+//!   gateway stops before the provider's answer is recorded, it may or may
+//!   not have left. A reference SMS (`created:`, `consent:`) is then sent
+//!   again: at least once, since it is the citizen's only copy of their
+//!   reference and a second copy is harmless. Any other SMS (a status
+//!   change, a reply) is never sent twice: at most once, marked unknown,
+//!   and a delivery report may still tell;
+//! - a request stored in the case store (which syncs every commit) whose
+//!   reference SMS is not in the outbox (the gateway stopped between the
+//!   two commits, or a power cut undid gateway.db's) gets it at the next
+//!   start (`queue_missing_references`): a filing's commit in gateway.db
+//!   need not wait on the disk. Status SMS are derived from the case store
+//!   likewise, from the last position notified, which is undone with them.
+//!
+//! On shutdown the batch in flight is sent and its results recorded
+//! (`Outbox::stop`, bounded by `SHUTDOWN_WAIT`) before the process exits.
 
+use crate::config::Config;
+use crate::flow::FlowError;
 use crate::gateway::{locked, now_ms, Gateway};
+use crate::i18n::{Arg, Catalog};
 use crate::providers::{SendResult, SmsSender};
 use crate::state::{GatewayDb, OutboxSms};
+use guichet_core::privacy::mask_phone;
+use guichet_core::{Case, Channel};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 const FIRST_RETRY_MS: u64 = 5_000;
 const MAX_RETRY_MS: u64 = 3_600_000;
@@ -27,22 +53,23 @@ type Sent = Vec<(OutboxSms, SendResult)>;
 /// Records the results of the batch just sent and takes the next batch,
 /// marked as being sent, in one transaction: one commit per batch. Results
 /// that could not be recorded are handed back, to be recorded next turn;
-/// meanwhile their messages stay marked as being sent, never sent twice.
+/// meanwhile their messages stay marked as being sent, not sent again.
 async fn record_and_take(
     gw: &Arc<Gateway>,
     name: &'static str,
     sent: Sent,
+    take: usize,
 ) -> (Vec<OutboxSms>, Sent) {
     let gw = gw.clone();
     let turn = tokio::task::spawn_blocking(move || {
         let db = locked(&gw.db);
         let max = gw.config.sms.max_attempts;
         let now = now_ms();
-        let taken = db.transaction(|| {
+        let taken = db.durable(|| {
             for (sms, result) in &sent {
                 record(&db, name, max, sms, result, now)?;
             }
-            db.take_due_sms(now, BATCH)
+            db.take_due_sms(now, take)
         });
         (taken, sent)
     })
@@ -97,11 +124,11 @@ fn record(
     match result {
         SendResult::Accepted(provider_id) => db.sms_sent(id, name, provider_id.as_deref(), now),
         SendResult::Retry(why) if attempts + 1 < max_attempts => {
-            tracing::warn!(sms = id, attempt = attempts + 1, %why, "SMS not sent, will retry");
+            tracing::warn!(sms = id, to = %mask_phone(&sms.phone), attempt = attempts + 1, %why, "SMS not sent, will retry");
             db.sms_attempt_failed(id, why, Some(now + backoff(attempts)), now)
         }
         SendResult::Retry(why) | SendResult::Refused(why) => {
-            tracing::warn!(sms = id, %why, "SMS given up");
+            tracing::warn!(sms = id, to = %mask_phone(&sms.phone), %why, "SMS given up");
             db.sms_attempt_failed(id, why, None, now)
         }
     }
@@ -111,25 +138,182 @@ fn record(
 /// meanwhile: messages waiting for a retry come due within this.
 const IDLE_PAUSE: Duration = Duration::from_millis(250);
 
-/// Runs until the process stops.
-pub async fn run(gw: Arc<Gateway>, sender: Arc<dyn SmsSender>) {
-    run_resting(gw, sender, IDLE_PAUSE).await
+/// How long a shutdown waits for the batch in flight: its sends (each
+/// bounded by the HTTP client's timeout) and the record of their results.
+pub const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
+/// The outbox, running until `stop`.
+pub struct Outbox {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Outbox {
+    /// Queues what the gateway owes (`queue_missing_references`), then
+    /// sends until stopped.
+    pub fn start(gw: Arc<Gateway>, sender: Arc<dyn SmsSender>) -> Outbox {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let owed = gw.clone();
+            match tokio::task::spawn_blocking(move || queue_missing_references(&owed)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => {
+                    tracing::warn!(n, "reference SMS that were never queued are queued now")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "looking for reference SMS never queued failed")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "looking for reference SMS never queued stopped")
+                }
+            }
+            run_resting(gw, sender, IDLE_PAUSE, stopped).await
+        });
+        Outbox { stop, task }
+    }
+
+    /// Stops taking messages; the batch in flight is sent and its results
+    /// recorded, within `SHUTDOWN_WAIT`. Messages still being sent after
+    /// that are treated at the next start as after a crash (see the module).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(SHUTDOWN_WAIT, self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the outbox did not finish its batch in time: its results are settled at the next start");
+        }
+    }
 }
 
 /// Each batch is marked as being sent in one transaction, sent
 /// concurrently (each phone's messages one after another, in order), and
-/// its results recorded in the transaction that takes the next.
-async fn run_resting(gw: Arc<Gateway>, sender: Arc<dyn SmsSender>, idle_pause: Duration) {
+/// its results recorded in the transaction that takes the next; once
+/// `stopped`, the last results are recorded and nothing more is taken.
+async fn run_resting(
+    gw: Arc<Gateway>,
+    sender: Arc<dyn SmsSender>,
+    idle_pause: Duration,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut sent = Sent::new();
     loop {
-        let (due, unrecorded) = record_and_take(&gw, sender.name(), sent).await;
+        // A dropped handle stops the outbox too.
+        let stopping = *stopped.borrow() || stopped.has_changed().is_err();
+        let take = if stopping { 0 } else { BATCH };
+        let (due, unrecorded) = record_and_take(&gw, sender.name(), sent, take).await;
         sent = unrecorded;
+        if stopping {
+            if !sent.is_empty() {
+                tracing::warn!(
+                    n = sent.len(),
+                    "SMS results not recorded at shutdown: settled at the next start"
+                );
+            }
+            return;
+        }
         if due.is_empty() {
-            gw.wait_for_sms(idle_pause).await;
+            tokio::select! {
+                _ = gw.wait_for_sms(idle_pause) => {}
+                _ = stopped.changed() => {}
+            }
             continue;
         }
         let results = send_all(sender.as_ref(), &due).await;
         sent.extend(due.into_iter().zip(results));
+    }
+}
+
+/// Reference SMS are not looked for in requests older than this: a
+/// reference that comes weeks late would puzzle more than help.
+const OWED_FOR_MS: u64 = 7 * 24 * 3_600_000;
+
+/// Where `queue_missing_references` got to: the last of this gateway's
+/// cases looked at, per replica number (gateway.db's meta).
+const REFERENCES_CHECKED_UP_TO: &str = "references_checked_up_to";
+
+/// Queues the reference SMS of every request this gateway stored whose SMS
+/// is not in the outbox: the gateway stopped between the case store's
+/// commit and gateway.db's. The event keys are the filing's own, so a
+/// filing that commits meanwhile, or a second start, queues nothing twice.
+/// Returns how many were queued.
+pub fn queue_missing_references(gw: &Gateway) -> Result<usize, FlowError> {
+    let store = locked(&gw.store);
+    let db = locked(&gw.db);
+    let position = format!("{REFERENCES_CHECKED_UP_TO}:{}", store.replica());
+    let checked = db.meta(&position)?;
+    let ours: Vec<_> = store
+        .case_ids()?
+        .into_iter()
+        .filter(|id| id.dot().actor == store.replica())
+        .filter(|id| checked.is_none_or(|up_to| id.as_i64() as u64 > up_to))
+        .collect();
+    let last = ours.last().map_or(0, |id| id.as_i64() as u64);
+    if checked.is_none() {
+        // The first start of a gateway, or of one from before this look:
+        // its requests had their SMS queued as they were filed.
+        db.durable(|| db.set_meta(&position, last))?;
+        return Ok(0);
+    }
+    if ours.is_empty() {
+        return Ok(0);
+    }
+    let now = now_ms();
+    let queued = db.durable(|| {
+        let mut queued = 0;
+        for id in &ours {
+            let case = store.case(*id)?;
+            if now.saturating_sub(case.created_at.millis()) > OWED_FOR_MS {
+                continue;
+            }
+            let Some((key, text)) = reference_sms(&gw.config, &gw.catalog, &case) else {
+                continue;
+            };
+            if !db.has_sms(&key)? {
+                db.enqueue_sms(&key, &case.requester_phone, &text, now)?;
+                queued += 1;
+            }
+        }
+        db.set_meta(&position, last)?;
+        Ok::<_, FlowError>(queued)
+    })?;
+    if queued > 0 {
+        gw.sms_queued();
+    }
+    Ok(queued)
+}
+
+/// The SMS a filing sends (its event key and text), as `flow::filed`
+/// writes it: the mediator's request asks the citizen's consent, the
+/// citizen's own tells them the reference. None for a request that came
+/// some other way (a tablet's).
+fn reference_sms(config: &Config, catalog: &Catalog, case: &Case) -> Option<(String, String)> {
+    let lang = &case.requester_language;
+    let reference = Arg::Str(&case.reference);
+    let service = Arg::Str(config.service_name(&case.service, lang));
+    match (case.channel, &case.mediator) {
+        (Channel::Mediator, Some(mediator)) => {
+            let name = config
+                .mediator(mediator)
+                .map_or(mediator.as_str(), |m| m.name.as_str());
+            let yes = catalog.text(lang, "keyword-yes", &[]);
+            let no = catalog.text(lang, "keyword-no", &[]);
+            let args = [
+                ("mediator", Arg::Str(name)),
+                ("reference", reference),
+                ("service", service),
+                ("yes", Arg::Str(&yes)),
+                ("no", Arg::Str(&no)),
+            ];
+            let text = catalog.text(lang, "sms-mediator-consent", &args);
+            Some((format!("consent:{}", case.id), text))
+        }
+        (Channel::Ussd, _) => {
+            let args = [("reference", reference), ("service", service)];
+            let text = catalog.text(lang, "sms-request-created", &args);
+            Some((format!("created:{}", case.id), text))
+        }
+        _ => None,
     }
 }
 
@@ -210,10 +394,12 @@ mod tests {
         let gw = Arc::new(crate::sms::tests::gateway(dir.path()));
         let sender = Arc::new(Recorder::default());
         // Resting for an hour when idle: only the wake-up can send.
+        let (_stop, stopped) = watch::channel(false);
         let outbox = tokio::spawn(run_resting(
             gw.clone(),
             sender.clone(),
             Duration::from_secs(3600),
+            stopped,
         ));
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(sender.0.lock().unwrap().is_empty(), "nothing to send yet");
@@ -236,7 +422,7 @@ mod tests {
         let gw = Arc::new(crate::sms::tests::gateway(dir.path()));
         let queued = locked(&gw.db).enqueue_sms("created:1", "+221770000001", "hello", 0);
         assert!(queued.unwrap());
-        let (due, unrecorded) = record_and_take(&gw, "recorder", Sent::new()).await;
+        let (due, unrecorded) = record_and_take(&gw, "recorder", Sent::new(), BATCH).await;
         assert!(unrecorded.is_empty());
         let id = due[0].id;
         let sent: Sent = due
@@ -246,13 +432,13 @@ mod tests {
         // Another writer holds the file for longer than the busy timeout.
         let other = rusqlite::Connection::open(dir.path().join("gateway.db")).unwrap();
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let (due, unrecorded) = record_and_take(&gw, "recorder", sent).await;
+        let (due, unrecorded) = record_and_take(&gw, "recorder", sent, BATCH).await;
         assert!(due.is_empty());
         assert_eq!(unrecorded.len(), 1, "the result is handed back");
         let status = |gw: &Gateway| locked(&gw.db).sms(id).unwrap().unwrap().status;
         assert_eq!(status(&gw), SmsStatus::Sending, "never sent twice");
         other.execute_batch("ROLLBACK").unwrap();
-        let (_, unrecorded) = record_and_take(&gw, "recorder", unrecorded).await;
+        let (_, unrecorded) = record_and_take(&gw, "recorder", unrecorded, BATCH).await;
         assert!(unrecorded.is_empty());
         assert_eq!(status(&gw), SmsStatus::Sent);
     }

@@ -64,7 +64,8 @@ pub enum SmsStatus {
     /// The provider or the network gave up on it.
     Failed,
     /// The gateway stopped while sending: it may or may not have left.
-    /// Not sent again (one SMS per event), unless a delivery report tells.
+    /// Not sent again (at most once), unless a delivery report tells. A
+    /// reference SMS is queued again instead (at least once).
     Unknown,
 }
 
@@ -124,8 +125,8 @@ impl GatewayDb {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL: every commit survives a crash of the process; a power cut
-        // may lose the last few (sessions, at worst an SMS in the outbox).
-        // Cases themselves live in the case store, which syncs every commit.
+        // may lose the last few (a language, a session's end), except what
+        // `durable` commits, and every commit before one.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Plans made once per statement. Otherwise SQLite plans a statement
@@ -147,10 +148,12 @@ impl GatewayDb {
                 conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column}"))?;
             }
         }
-        // Sends interrupted by a stop: they may have left; never twice.
+        // Sends interrupted by a stop: they may have left. A reference is
+        // sent again (at least once), any other message never twice.
         conn.execute(
-            "UPDATE outbox SET status = 'unknown', last_error = 'interrupted while sending'
-             WHERE status = 'sending'",
+            "UPDATE outbox SET status = CASE WHEN event_key LIKE 'created:%' OR event_key LIKE 'consent:%'
+               THEN 'queued' ELSE 'unknown' END,
+             last_error = 'interrupted while sending' WHERE status = 'sending'",
             [],
         )?;
         Ok(GatewayDb {
@@ -159,8 +162,10 @@ impl GatewayDb {
         })
     }
 
-    /// Runs `work` as one transaction: one commit for many writes. Work
-    /// started inside a transaction joins it.
+    /// Runs `work` as one transaction: one commit for many writes. It
+    /// survives a crash of the process; a power cut may undo it, unless a
+    /// `durable` commit followed (the write-ahead log is synced in order).
+    /// Work started inside a transaction joins it.
     pub fn transaction<T, E: From<rusqlite::Error>>(
         &self,
         work: impl FnOnce() -> Result<T, E>,
@@ -172,6 +177,30 @@ impl GatewayDb {
         let out = work()?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// As `transaction`, and durable once this returns, power cut or not:
+    /// the write-ahead log is synced at the commit, and with it every
+    /// commit before. For what the gateway promises without any way to
+    /// derive it again: the marks of SMS being sent and their results, a
+    /// reply queued for a provider that will not call again, an opt-out.
+    /// (A filing's reference SMS is derived again from the case store at
+    /// start if lost: see `outbox::queue_missing_references`.)
+    pub fn durable<T, E: From<rusqlite::Error>>(
+        &self,
+        work: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        if !self.conn.is_autocommit() {
+            return work();
+        }
+        // The level can only change between transactions.
+        self.conn.execute_batch("PRAGMA synchronous = FULL")?;
+        let done = self.transaction(work);
+        // Whatever `work` did is committed by now: its result stands.
+        if let Err(e) = self.conn.execute_batch("PRAGMA synchronous = NORMAL") {
+            tracing::warn!(error = %e, "gateway.db stays at synchronous=FULL");
+        }
+        done
     }
 
     pub fn language(&self, phone: &str) -> Res<Option<String>> {
@@ -218,14 +247,17 @@ impl GatewayDb {
             .unwrap_or(false))
     }
 
+    /// An opt-out (or back in), durable: the citizen is told it holds.
     pub fn set_stopped(&self, phone: &str, stopped: bool) -> Res<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO phones(phone, stopped) VALUES (?1, ?2)
-                 ON CONFLICT(phone) DO UPDATE SET stopped = excluded.stopped",
-            )?
-            .execute(params![phone, stopped])?;
-        Ok(())
+        self.durable(|| {
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO phones(phone, stopped) VALUES (?1, ?2)
+                     ON CONFLICT(phone) DO UPDATE SET stopped = excluded.stopped",
+                )?
+                .execute(params![phone, stopped])?;
+            Ok(())
+        })
     }
 
     pub fn record_ussd_outcome(
@@ -290,21 +322,33 @@ impl GatewayDb {
     }
 
     /// Queues an SMS for an event; false if that event already has one.
+    /// Durable on its own; inside a transaction, as that transaction.
     pub fn enqueue_sms(&self, event_key: &str, phone: &str, text: &str, now: u64) -> Res<bool> {
-        let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO outbox(event_key, phone, text, status, next_attempt_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?4)",
-            )?
-            .execute(params![event_key, phone, text, now as i64])?;
-        Ok(inserted == 1)
+        self.durable(|| {
+            let inserted = self
+                .conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO outbox(event_key, phone, text, status, next_attempt_at, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, 'queued', ?4, ?4, ?4)",
+                )?
+                .execute(params![event_key, phone, text, now as i64])?;
+            Ok(inserted == 1)
+        })
+    }
+
+    /// Whether an SMS is queued (or was sent) for an event.
+    pub fn has_sms(&self, event_key: &str) -> Res<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM outbox WHERE event_key = ?1")?
+            .query_row([event_key], |_| Ok(()))
+            .optional()
+            .map(|found| found.is_some())
     }
 
     /// Takes the SMS due now, marking them as being sent (durably, before
     /// any leaves), in one transaction.
     pub fn take_due_sms(&self, now: u64, limit: usize) -> Res<Vec<OutboxSms>> {
-        self.transaction(|| {
+        self.durable(|| {
             let due: Vec<OutboxSms> = self
                 .conn
                 .prepare_cached(DUE_SMS)?
@@ -553,34 +597,35 @@ mod tests {
     }
 
     #[test]
-    fn one_sms_per_event_and_an_interrupted_send_is_never_repeated() {
+    fn one_sms_per_event_and_an_interrupted_send_is_repeated_only_for_a_reference() {
         let dir = tempfile::TempDir::new().unwrap();
         let path = dir.path().join("gateway.db");
         let db = GatewayDb::open(&path).unwrap();
         assert!(db
-            .enqueue_sms("created:1", "+221770000001", "hello", 10)
+            .enqueue_sms("status:1:2:3", "+221770000001", "moved", 10)
             .unwrap());
         assert!(!db
-            .enqueue_sms("created:1", "+221770000001", "hello", 11)
+            .enqueue_sms("status:1:2:3", "+221770000001", "moved", 11)
+            .unwrap());
+        assert!(db
+            .enqueue_sms("created:2", "+221770000002", "your reference", 10)
             .unwrap());
         let due = db.take_due_sms(10, 10).unwrap();
-        assert_eq!(due.len(), 1);
+        assert_eq!(due.len(), 2);
         assert!(db.take_due_sms(10, 10).unwrap().is_empty(), "taken once");
         drop(db);
         // The gateway stopped before recording the provider's answer.
         let db = GatewayDb::open(&path).unwrap();
-        assert_eq!(
-            db.sms(due[0].id).unwrap().unwrap().status,
-            SmsStatus::Unknown
-        );
-        assert!(db.take_due_sms(1_000, 10).unwrap().is_empty());
+        let status = |db: &GatewayDb, id| db.sms(id).unwrap().unwrap().status;
+        assert_eq!(status(&db, due[0].id), SmsStatus::Unknown, "at most once");
+        assert_eq!(status(&db, due[1].id), SmsStatus::Queued, "at least once");
+        let again = db.take_due_sms(1_000, 10).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].event_key, "created:2");
         assert!(db
             .delivery_report(DlrKey::Ours(due[0].id), SmsStatus::Delivered, None, 20)
             .unwrap());
-        assert_eq!(
-            db.sms(due[0].id).unwrap().unwrap().status,
-            SmsStatus::Delivered
-        );
+        assert_eq!(status(&db, due[0].id), SmsStatus::Delivered);
     }
 
     #[test]

@@ -198,28 +198,48 @@ async fn incoming_sms(
     if form.text.len() > 2_000 || form.id.len() > 200 {
         return (StatusCode::BAD_REQUEST, "text or id too long").into_response();
     }
-    let _ = tokio::task::spawn_blocking(move || {
+    // Keyed by AT's message id: a retried callback is answered once.
+    let key = format!(
+        "reply:{NAME}:{}",
+        if form.id.is_empty() {
+            now_ms().to_string()
+        } else {
+            form.id
+        }
+    );
+    let handled = tokio::task::spawn_blocking(move || {
+        // Answered already (our 200 was lost): not handled twice.
+        if locked(&gw.db).has_sms(&key)? {
+            return Ok(());
+        }
         if let Some(reply) = gw.sms(&from, &form.text) {
-            // Keyed by AT's message id: a retried callback is answered once.
-            let key = format!(
-                "reply:{NAME}:{}",
-                if form.id.is_empty() {
-                    now_ms().to_string()
-                } else {
-                    form.id
-                }
-            );
-            let queued = locked(&gw.db).enqueue_sms(&key, &from, &reply, now_ms());
-            match queued {
-                Ok(true) => gw.sms_queued(),
-                // The provider retried a message already answered.
-                Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "queueing an SMS reply failed"),
+            if locked(&gw.db).enqueue_sms(&key, &from, &reply, now_ms())? {
+                gw.sms_queued();
             }
         }
+        Ok::<_, rusqlite::Error>(())
     })
     .await;
-    StatusCode::OK.into_response()
+    retry_unless_done(handled, "queueing an SMS reply failed")
+}
+
+/// A callback's answer: 200 once handled; otherwise an error, so that
+/// Africa's Talking calls again (a repeat is recognised by its id).
+fn retry_unless_done(
+    handled: Result<rusqlite::Result<()>, tokio::task::JoinError>,
+    what: &str,
+) -> Response {
+    match handled {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "{what}");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{what}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -245,17 +265,17 @@ async fn delivery_report(
         "Sent" | "Submitted" | "Buffered" => SmsStatus::Sent,
         _ => SmsStatus::Failed,
     };
-    let _ = tokio::task::spawn_blocking(move || {
+    let handled = tokio::task::spawn_blocking(move || {
         let db = locked(&gw.db);
         let key = DlrKey::Provider(NAME, &form.id);
-        match db.delivery_report(key, status, form.failure_reason.as_deref(), now_ms()) {
-            Ok(false) => tracing::info!("delivery report for an unknown message"),
-            Ok(true) => {}
-            Err(e) => tracing::error!(error = %e, "recording a delivery report failed"),
+        let reason = form.failure_reason.as_deref();
+        if !db.delivery_report(key, status, reason, now_ms())? {
+            tracing::info!("delivery report for an unknown message");
         }
+        Ok(())
     })
     .await;
-    StatusCode::OK.into_response()
+    retry_unless_done(handled, "recording a delivery report failed")
 }
 
 /// Sends through `POST {base}/version1/messaging`.
@@ -275,7 +295,7 @@ impl Sender {
         Ok(Sender {
             url: super::api_url("providers.africastalking.base_url", &url)?,
             config,
-            http: super::api_client(),
+            http: super::api_client()?,
         })
     }
 
@@ -299,7 +319,7 @@ impl Sender {
             .await;
         let response = match response {
             Ok(r) => r,
-            Err(e) => return SendResult::Retry(format!("network: {e}")),
+            Err(e) => return SendResult::Retry(super::network_error(e)),
         };
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
@@ -307,10 +327,7 @@ impl Sender {
             return SendResult::Retry(format!("HTTP {status}"));
         }
         if !status.is_success() {
-            return SendResult::Refused(format!(
-                "HTTP {status}: {}",
-                body.chars().take(200).collect::<String>()
-            ));
+            return SendResult::Refused(format!("HTTP {status}: {body}"));
         }
         read_answer(&body)
     }
@@ -367,7 +384,10 @@ impl SmsSender for Sender {
     }
 
     fn send<'a>(&'a self, sms: &'a OutboxSms) -> SendFuture<'a> {
-        Box::pin(self.send_one(sms))
+        Box::pin(async move {
+            let secrets = [self.config.api_key.as_str(), &self.config.auth.secret];
+            self.send_one(sms).await.scrubbed(&secrets, sms)
+        })
     }
 }
 

@@ -151,16 +151,25 @@ async fn delivery_report(
         4 | 8 => SmsStatus::Sent,
         _ => return (StatusCode::BAD_REQUEST, "unknown report type").into_response(),
     };
-    let _ = tokio::task::spawn_blocking(move || {
+    let recorded = tokio::task::spawn_blocking(move || {
         let db = locked(&gw.db);
         let error =
             (status == SmsStatus::Failed).then_some("refused or undelivered (Kannel report)");
-        if let Err(e) = db.delivery_report(DlrKey::Ours(id), status, error, now_ms()) {
-            tracing::error!(error = %e, "recording a delivery report failed");
-        }
+        db.delivery_report(DlrKey::Ours(id), status, error, now_ms())
     })
     .await;
-    (StatusCode::OK, "").into_response()
+    // Not recorded: an error, so that Kannel may try again.
+    match recorded {
+        Ok(Ok(_)) => (StatusCode::OK, "").into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "recording a delivery report failed");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording a delivery report failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// Sends through Kannel's `sendsms` interface.
@@ -176,7 +185,7 @@ impl Sender {
         Ok(Sender {
             url: super::api_url("providers.kannel.sendsms_url", &config.sendsms_url)?,
             config,
-            http: super::api_client(),
+            http: super::api_client()?,
         })
     }
 
@@ -208,7 +217,7 @@ impl Sender {
         // %2B (a bare `+` would arrive as a space: a wrong number).
         let response = match self.http.get(self.url.clone()).query(&params).send().await {
             Ok(r) => r,
-            Err(e) => return SendResult::Retry(format!("network: {e}")),
+            Err(e) => return SendResult::Retry(super::network_error(e)),
         };
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
@@ -229,7 +238,10 @@ impl SmsSender for Sender {
     }
 
     fn send<'a>(&'a self, sms: &'a OutboxSms) -> SendFuture<'a> {
-        Box::pin(self.send_one(sms))
+        Box::pin(async move {
+            let secrets = [self.config.password.as_str(), &self.config.auth.secret];
+            self.send_one(sms).await.scrubbed(&secrets, sms)
+        })
     }
 }
 

@@ -63,12 +63,57 @@ fn api_url(setting: &str, url: &str) -> Result<reqwest::Url, String> {
 /// The client a sender calls its provider's API with. Redirects are not
 /// followed: an SMS API answers where it is asked (a POST followed to
 /// elsewhere would become a GET, or reach a host nobody configured).
-fn api_client() -> reqwest::Client {
-    reqwest::Client::builder()
+fn api_client() -> Result<reqwest::Client, String> {
+    finish_client(reqwest::Client::builder())
+}
+
+/// A client that cannot be built refuses the start: one without its
+/// timeout would let a provider that never answers hold the outbox forever.
+fn finish_client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, String> {
+    builder
         .timeout(std::time::Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap_or_default()
+        .map_err(|e| format!("cannot set up the HTTP client for the SMS API: {e}"))
+}
+
+/// Why a request did not reach the provider, without its URL: Kannel's
+/// holds the password, the number and the text.
+fn network_error(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut why = format!("network: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        why.push_str(": ");
+        why.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    why
+}
+
+/// At most this much of a provider's answer is kept in an error text.
+const KEPT_ANSWER: usize = 200;
+
+/// An error text fit to log and to store: what a provider's answer echoes
+/// of the request (its credentials, the text, as sent or percent-encoded)
+/// is cut out, the number masked, and the answer kept short.
+fn scrubbed(why: &str, secrets: &[&str], phone: &str) -> String {
+    let mut out = why.to_string();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        let encoded = serde_urlencoded::to_string([("", secret)]).unwrap_or_default();
+        for form in [secret, &encoded[1..]] {
+            if !form.is_empty() {
+                out = out.replace(form, "[redacted]");
+            }
+        }
+    }
+    // Digits only: the number with `+`, `%2B` or nothing before it.
+    let digits = phone.trim_start_matches('+');
+    if !digits.is_empty() {
+        let masked = guichet_core::privacy::mask_phone(phone);
+        out = out.replace(digits, masked.trim_start_matches('+'));
+    }
+    out.chars().take(KEPT_ANSWER).collect()
 }
 
 /// What happened to one send attempt.
@@ -80,6 +125,23 @@ pub enum SendResult {
     Retry(String),
     /// Will not pass (refused number, bad credentials): give up.
     Refused(String),
+}
+
+impl SendResult {
+    /// The result with its error text scrubbed of `secrets`, the message's
+    /// text and its number (see `scrubbed`).
+    fn scrubbed(self, secrets: &[&str], sms: &OutboxSms) -> SendResult {
+        let clean = |why: String| {
+            let mut all = secrets.to_vec();
+            all.push(&sms.text);
+            scrubbed(&why, &all, &sms.phone)
+        };
+        match self {
+            SendResult::Retry(why) => SendResult::Retry(clean(why)),
+            SendResult::Refused(why) => SendResult::Refused(clean(why)),
+            accepted => accepted,
+        }
+    }
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = SendResult> + Send + 'a>>;
@@ -215,6 +277,19 @@ mod tests {
         .unwrap();
         let refused = kannel::Sender::new(kannel).err();
         assert!(refused.is_some_and(|e| e.contains("providers.kannel.sendsms_url")));
+    }
+
+    /// A client that cannot be built (here, a TLS setup reqwest does not
+    /// know) stops the start with a clear error, never falls back to a
+    /// client without timeouts.
+    #[test]
+    fn an_http_client_that_cannot_be_built_is_an_error_at_start() {
+        assert!(finish_client(reqwest::Client::builder()).is_ok());
+        let broken = reqwest::Client::builder().use_preconfigured_tls(());
+        let refused = finish_client(broken).err();
+        assert!(
+            refused.is_some_and(|e| e.starts_with("cannot set up the HTTP client for the SMS API")),
+        );
     }
 
     #[test]
