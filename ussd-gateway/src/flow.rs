@@ -631,24 +631,16 @@ pub fn filed(
         text,
         at,
     };
-    let service_name = config.service_name(&service, &citizen_lang);
     let (reply, sms) = match (&draft.citizen, &draft.mediator) {
         (Some(citizen), Some(mediator_id)) => {
-            let mediator_name = config
-                .mediator(mediator_id)
-                .map_or(mediator_id.as_str(), |m| m.name.as_str());
-            let yes = catalog.text(&citizen_lang, "keyword-yes", &[]);
-            let no = catalog.text(&citizen_lang, "keyword-no", &[]);
-            let text = catalog.text(
+            let (key, text) = filing_sms(
+                config,
+                catalog,
+                id,
+                &reference,
+                &service,
                 &citizen_lang,
-                "sms-mediator-consent",
-                &[
-                    ("mediator", Arg::Str(mediator_name)),
-                    ("reference", Arg::Str(&reference)),
-                    ("service", Arg::Str(service_name)),
-                    ("yes", Arg::Str(&yes)),
-                    ("no", Arg::Str(&no)),
-                ],
+                Some(mediator_id),
             );
             let screen = catalog.text(
                 &lang,
@@ -658,27 +650,68 @@ pub fn filed(
                     ("phone", Arg::Str(citizen)),
                 ],
             );
-            (screen, sms(format!("consent:{id}"), citizen, text))
+            (screen, sms(key, citizen, text))
         }
         _ => {
-            let text = catalog.text(
+            let (key, text) = filing_sms(
+                config,
+                catalog,
+                id,
+                &reference,
+                &service,
                 &citizen_lang,
-                "sms-request-created",
-                &[
-                    ("reference", Arg::Str(&reference)),
-                    ("service", Arg::Str(service_name)),
-                ],
+                None,
             );
             let screen = catalog.text(
                 &lang,
                 "request-created",
                 &[("reference", Arg::Str(&reference))],
             );
-            (screen, sms(format!("created:{id}"), &requester, text))
+            (screen, sms(key, &requester, text))
         }
     };
     tracing::debug!(case = %id, channel = channel.as_str(), "request filed by USSD");
     Ok((Reply::End(reply), vec![sms]))
+}
+
+/// The SMS a filing sends, its event key and text: the reference to the
+/// requester or, for a mediator's filing, the consent request to the
+/// citizen. One wording for the filing and for the outbox, which derives it
+/// again after a power cut.
+pub(crate) fn filing_sms(
+    config: &Config,
+    catalog: &Catalog,
+    id: CaseId,
+    reference: &str,
+    service: &str,
+    lang: &str,
+    mediator: Option<&str>,
+) -> (String, String) {
+    let reference = Arg::Str(reference);
+    let service = Arg::Str(config.service_name(service, lang));
+    match mediator {
+        Some(mediator) => {
+            let name = config
+                .mediator(mediator)
+                .map_or(mediator, |m| m.name.as_str());
+            let yes = catalog.text(lang, "keyword-yes", &[]);
+            let no = catalog.text(lang, "keyword-no", &[]);
+            let args = [
+                ("mediator", Arg::Str(name)),
+                ("reference", reference),
+                ("service", service),
+                ("yes", Arg::Str(&yes)),
+                ("no", Arg::Str(&no)),
+            ];
+            let text = catalog.text(lang, "sms-mediator-consent", &args);
+            (format!("consent:{id}"), text)
+        }
+        None => {
+            let args = [("reference", reference), ("service", service)];
+            let text = catalog.text(lang, "sms-request-created", &args);
+            (format!("created:{id}"), text)
+        }
+    }
 }
 
 fn track(session: &mut Session, ctx: &mut Ctx, input: &str) -> Flow<Reply> {

@@ -25,7 +25,7 @@
 use crate::config::Config;
 use crate::flow::FlowError;
 use crate::gateway::{locked, now_ms, Gateway};
-use crate::i18n::{Arg, Catalog};
+use crate::i18n::Catalog;
 use crate::providers::{SendResult, SmsSender};
 use crate::state::{GatewayDb, OutboxSms};
 use guichet_core::privacy::mask_phone;
@@ -288,33 +288,20 @@ pub fn queue_missing_references(gw: &Gateway) -> Result<usize, FlowError> {
 /// citizen's own tells them the reference. None for a request that came
 /// some other way (a tablet's).
 fn reference_sms(config: &Config, catalog: &Catalog, case: &Case) -> Option<(String, String)> {
-    let lang = &case.requester_language;
-    let reference = Arg::Str(&case.reference);
-    let service = Arg::Str(config.service_name(&case.service, lang));
-    match (case.channel, &case.mediator) {
-        (Channel::Mediator, Some(mediator)) => {
-            let name = config
-                .mediator(mediator)
-                .map_or(mediator.as_str(), |m| m.name.as_str());
-            let yes = catalog.text(lang, "keyword-yes", &[]);
-            let no = catalog.text(lang, "keyword-no", &[]);
-            let args = [
-                ("mediator", Arg::Str(name)),
-                ("reference", reference),
-                ("service", service),
-                ("yes", Arg::Str(&yes)),
-                ("no", Arg::Str(&no)),
-            ];
-            let text = catalog.text(lang, "sms-mediator-consent", &args);
-            Some((format!("consent:{}", case.id), text))
-        }
-        (Channel::Ussd, _) => {
-            let args = [("reference", reference), ("service", service)];
-            let text = catalog.text(lang, "sms-request-created", &args);
-            Some((format!("created:{}", case.id), text))
-        }
-        _ => None,
-    }
+    let mediator = match (case.channel, &case.mediator) {
+        (Channel::Mediator, Some(mediator)) => Some(mediator.as_str()),
+        (Channel::Ussd, _) => None,
+        _ => return None,
+    };
+    Some(crate::flow::filing_sms(
+        config,
+        catalog,
+        case.id,
+        &case.reference,
+        &case.service,
+        &case.requester_language,
+        mediator,
+    ))
 }
 
 #[cfg(test)]
