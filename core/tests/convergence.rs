@@ -16,7 +16,6 @@ use guichet_core::{
     Op, OpBody, ReplicaId, Stamp, Status, Store, Value, VersionVector,
 };
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use std::path::Path;
 
 /// Replica numbers of different widths (they change the reference layout).
@@ -207,21 +206,6 @@ struct Net {
     world: World,
     stores: Vec<Store>,
     created: usize,
-}
-
-/// A scratch directory, in memory when the system offers one: the stores
-/// sync every commit to disk, which is what makes a scenario slow.
-fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new()
-            .prefix("guichet-conv")
-            .tempdir_in(shm)
-        {
-            return dir;
-        }
-    }
-    tempfile::tempdir().unwrap()
 }
 
 fn open(dir: &Path, name: &str, replica: ReplicaId, world: &World, offset: i64) -> Store {
@@ -632,21 +616,8 @@ fn check_scenario(scenario: &Scenario) {
     assert_eq!(state(&newcomer), reference);
 }
 
-fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(64);
-    Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_time: 120_000,
-        ..Config::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config(64))]
 
     #[test]
     fn replicas_converge(scenario in scenario()) {

@@ -1,5 +1,8 @@
 //! Devices that hold only their units' cases, syncing through a server.
 
+mod common;
+
+use common::held_ids;
 use guichet_core::sync::protocol::{SyncRequest, SyncResponse};
 use guichet_core::{
     CaseId, CaseQuery, Channel, Error, EventKind, Field, NewCase, Priority, Scope, Status, Store,
@@ -220,23 +223,9 @@ fn lost_responses_cost_a_resend_never_a_gap() {
         ids.sort();
         ids
     };
-    let held = |s: &Store| -> Vec<CaseId> {
-        let q = CaseQuery {
-            limit: 100,
-            ..Default::default()
-        };
-        let mut ids: Vec<_> = s
-            .list_cases(&q)
-            .unwrap()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        ids.sort();
-        ids
-    };
-    assert_eq!(held(&a.store), expect("unit-a"));
-    assert_eq!(held(&b.store), expect("unit-b"));
-    for id in held(&a.store) {
+    assert_eq!(held_ids(&a.store), expect("unit-a"));
+    assert_eq!(held_ids(&b.store), expect("unit-b"));
+    for id in held_ids(&a.store) {
         assert_eq!(a.store.get_case(id).unwrap(), server.get_case(id).unwrap());
     }
     assert_eq!(a.store.sync_status(SERVER).unwrap().pending_ops, 0);
@@ -282,21 +271,6 @@ fn a_replaced_server_is_noticed_and_given_everything_again() {
     );
     sync(&mut replaced, &mut a);
     assert_eq!(replaced.count_cases().unwrap(), 1);
-}
-
-fn held_ids(s: &Store) -> Vec<CaseId> {
-    let q = CaseQuery {
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut ids: Vec<_> = s
-        .list_cases(&q)
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    ids.sort();
-    ids
 }
 
 #[test]

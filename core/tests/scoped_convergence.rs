@@ -12,12 +12,14 @@
 //!
 //! 1,000 schedules by default; `PROPTEST_CASES` sets another number.
 
+mod common;
+
+use common::{held_ids as held, proptest_config, scratch};
 use guichet_core::{
-    CaseId, CaseQuery, Channel, Dot, EventKind, Field, NewCase, Priority, ReplicaId, Scope, Status,
-    Store, Value,
+    CaseId, Channel, Dot, EventKind, Field, NewCase, Priority, ReplicaId, Scope, Status, Store,
+    Value,
 };
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
@@ -99,21 +101,6 @@ fn new_case(unit: &str, i: usize) -> NewCase {
         description: format!("Demande {i}"),
         status: Status::Received,
     }
-}
-
-fn held(store: &Store) -> Vec<CaseId> {
-    let q = CaseQuery {
-        limit: 10_000,
-        ..Default::default()
-    };
-    let mut ids: Vec<_> = store
-        .list_cases(&q)
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    ids.sort();
-    ids
 }
 
 impl Net {
@@ -294,57 +281,37 @@ impl Net {
     }
 }
 
-fn scratch() -> tempfile::TempDir {
-    let shm = Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new()
-            .prefix("guichet-scoped")
-            .tempdir_in(shm)
-        {
-            return dir;
-        }
-    }
-    tempfile::tempdir().unwrap()
-}
-
-fn config() -> Config {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1_000);
-    Config {
-        cases,
-        failure_persistence: None,
-        max_shrink_time: 120_000,
-        ..Config::default()
-    }
-}
-
 proptest! {
-    #![proptest_config(config())]
+    #![proptest_config(proptest_config(1_000))]
 
     #[test]
     fn scoped_devices_converge_while_units_change(steps in prop::collection::vec(step(), 1..40)) {
-        let dir = scratch();
-        let mut net = Net::new(dir.path());
-        for step in &steps {
-            net.run(step);
-        }
-        net.heal();
-        net.check();
-        // Once every tablet is given every unit and its quarantine is
-        // released, nothing is held back and everyone agrees.
-        for tablet in 1..4 {
-            net.scopes[tablet] = units_of(0b111);
-        }
-        net.heal();
-        for (replica, scope) in DEVICES.iter().zip(&net.scopes).skip(1) {
-            net.server.release_quarantined(*replica, scope, "test").unwrap();
-        }
-        net.heal();
-        net.check();
-        prop_assert!(net.server.quarantined(None, true).unwrap().is_empty());
+        check_schedule(&steps);
     }
+}
+
+/// Runs a schedule, heals and checks; then gives every tablet every unit,
+/// releases their quarantine, heals and checks that nothing is held back.
+fn check_schedule(steps: &[Step]) {
+    let dir = scratch();
+    let mut net = Net::new(dir.path());
+    for step in steps {
+        net.run(step);
+    }
+    net.heal();
+    net.check();
+    for tablet in 1..4 {
+        net.scopes[tablet] = units_of(0b111);
+    }
+    net.heal();
+    for (replica, scope) in DEVICES.iter().zip(&net.scopes).skip(1) {
+        net.server
+            .release_quarantined(*replica, scope, "test")
+            .unwrap();
+    }
+    net.heal();
+    net.check();
+    assert!(net.server.quarantined(None, true).unwrap().is_empty());
 }
 
 /// Found by the property test: a tablet given a unit, whose answer handing
@@ -352,7 +319,7 @@ proptest! {
 #[test]
 fn a_lost_hand_over_is_handed_over_again() {
     use Step::*;
-    let steps = [
+    check_schedule(&[
         Create {
             on: 1,
             unit: 0,
@@ -382,12 +349,5 @@ fn a_lost_hand_over_is_handed_over_again() {
             upload: 1,
             lose_answer: true,
         },
-    ];
-    let dir = scratch();
-    let mut net = Net::new(dir.path());
-    for step in &steps {
-        net.run(step);
-    }
-    net.heal();
-    net.check();
+    ]);
 }

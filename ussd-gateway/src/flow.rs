@@ -631,17 +631,20 @@ pub fn filed(
         text,
         at,
     };
-    let (reply, sms) = match (&draft.citizen, &draft.mediator) {
-        (Some(citizen), Some(mediator_id)) => {
-            let (key, text) = filing_sms(
-                config,
-                catalog,
-                id,
-                &reference,
-                &service,
-                &citizen_lang,
-                Some(mediator_id),
-            );
+    // A mediator's filing asks the citizen's consent; any other tells the
+    // requester the reference.
+    let for_citizen = draft.citizen.as_deref().zip(draft.mediator.as_deref());
+    let (key, text) = filing_sms(
+        config,
+        catalog,
+        id,
+        &reference,
+        &service,
+        &citizen_lang,
+        for_citizen.map(|(_, mediator)| mediator),
+    );
+    let (reply, sms) = match for_citizen {
+        Some((citizen, _)) => {
             let screen = catalog.text(
                 &lang,
                 "mediator-request-created",
@@ -652,16 +655,7 @@ pub fn filed(
             );
             (screen, sms(key, citizen, text))
         }
-        _ => {
-            let (key, text) = filing_sms(
-                config,
-                catalog,
-                id,
-                &reference,
-                &service,
-                &citizen_lang,
-                None,
-            );
+        None => {
             let screen = catalog.text(
                 &lang,
                 "request-created",

@@ -302,15 +302,7 @@ impl Store {
                         }
                         continue;
                     }
-                    let dependency = op.dependencies().find(|d| held_back.contains(d));
-                    let reason = match (refused.get(&op.dot), dependency) {
-                        (_, Some(d)) => Some(format!(
-                            "it depends on operation {}-{}, which is in quarantine",
-                            d.actor, d.counter
-                        )),
-                        (Some(why), None) => Some(why.clone()),
-                        (None, None) => None,
-                    };
+                    let reason = hold_reason(op, refused.get(&op.dot), &held_back);
                     if let Some(reason) = reason {
                         w.hold_back(peer, op, &reason)?;
                         held_back.insert(op.dot);
@@ -536,6 +528,22 @@ impl Writer<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Why `op` stays out, if it does: it depends on one held back, or it was
+/// refused for itself.
+pub(super) fn hold_reason(
+    op: &Op,
+    refused: Option<&String>,
+    held_back: &HashSet<Dot>,
+) -> Option<String> {
+    match op.dependencies().find(|d| held_back.contains(d)) {
+        Some(d) => Some(format!(
+            "it depends on operation {}-{}, which is in quarantine",
+            d.actor, d.counter
+        )),
+        None => refused.cloned(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! the unit, say), which applies them, or acknowledges them, which records
 //! that someone looked and they stay unapplied.
 
+use super::peer::hold_reason;
 use super::writer::op_from_row;
 use super::Store;
 use crate::error::{Error, Result};
@@ -183,17 +184,7 @@ impl Store {
                 let mut staying: HashSet<Dot> = HashSet::new();
                 let mut outcome = ReleaseOutcome::default();
                 for (id, op) in &held {
-                    let reason = match (
-                        refused.get(id),
-                        op.dependencies().find(|d| staying.contains(d)),
-                    ) {
-                        (_, Some(d)) => Some(format!(
-                            "it depends on operation {}-{}, which is in quarantine",
-                            d.actor, d.counter
-                        )),
-                        (Some(why), None) => Some(why.clone()),
-                        (None, None) => None,
-                    };
+                    let reason = hold_reason(op, refused.get(id), &staying);
                     if let Some(reason) = reason {
                         w.conn()
                             .prepare_cached("UPDATE quarantine SET reason = ?2 WHERE id = ?1")?

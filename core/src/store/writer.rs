@@ -186,14 +186,7 @@ impl<'c> Writer<'c> {
                 _ => Err(BatchError::ConflictingDuplicate(op.dot).into()),
             };
         }
-        if op.dot.counter != held + 1 {
-            return Err(BatchError::Gap {
-                replica: op.dot.actor,
-                have: held,
-                got: op.dot.counter,
-            }
-            .into());
-        }
+        self.refuse_gap(op)?;
         if let Some(missing) = op
             .dependencies()
             .find(|d| self.state.vv.get(&d.actor) < d.counter)
@@ -252,15 +245,7 @@ impl<'c> Writer<'c> {
     /// (quarantine). It counts as received, so the device moves past it;
     /// the caller has checked it is not a duplicate.
     pub(super) fn hold_back(&mut self, device: ReplicaId, op: &Op, reason: &str) -> Result<()> {
-        let held = self.state.vv.get(&op.dot.actor);
-        if op.dot.counter != held + 1 {
-            return Err(BatchError::Gap {
-                replica: op.dot.actor,
-                have: held,
-                got: op.dot.counter,
-            }
-            .into());
-        }
+        self.refuse_gap(op)?;
         let body = postcard::to_stdvec(&op.body).expect("encoding to memory cannot fail");
         self.conn
             .prepare_cached(
@@ -279,6 +264,20 @@ impl<'c> Writer<'c> {
             ])?;
         self.state.vv.dots.insert(op.dot.actor, op.dot.counter);
         self.authors.insert(op.dot.actor);
+        Ok(())
+    }
+
+    /// An operation must follow its author's last one received.
+    fn refuse_gap(&self, op: &Op) -> Result<()> {
+        let held = self.state.vv.get(&op.dot.actor);
+        if op.dot.counter != held + 1 {
+            return Err(BatchError::Gap {
+                replica: op.dot.actor,
+                have: held,
+                got: op.dot.counter,
+            }
+            .into());
+        }
         Ok(())
     }
 

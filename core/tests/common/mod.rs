@@ -100,3 +100,48 @@ pub fn snapshot(store: &Store) -> Snapshot {
         cases,
     }
 }
+
+/// A scratch directory, in memory when the system offers one: the stores
+/// sync every commit to disk, which is what makes a scenario slow.
+pub fn scratch() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = tempfile::Builder::new()
+            .prefix("guichet-test")
+            .tempdir_in(shm)
+        {
+            return dir;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
+
+/// The property tests' settings: `PROPTEST_CASES` schedules, else `cases`.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(cases);
+    proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        max_shrink_time: 120_000,
+        ..proptest::test_runner::Config::default()
+    }
+}
+
+/// The ids of the cases a replica holds, sorted.
+pub fn held_ids(store: &Store) -> Vec<guichet_core::CaseId> {
+    let q = CaseQuery {
+        limit: 10_000,
+        ..Default::default()
+    };
+    let mut ids: Vec<_> = store
+        .list_cases(&q)
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    ids.sort();
+    ids
+}
