@@ -351,3 +351,47 @@ fn a_lost_hand_over_is_handed_over_again() {
         },
     ]);
 }
+
+/// Found by the property test: a tablet losing a unit, whose answer
+/// withdrawing that unit's case is lost while the case moves to a third
+/// unit.
+#[test]
+fn a_lost_withdrawal_is_told_again() {
+    use Step::*;
+    check_schedule(&[
+        Create {
+            on: 1,
+            unit: 0,
+            outside: false,
+        },
+        Exchange {
+            on: 1,
+            upload: 1,
+            lose_answer: false,
+        },
+        Exchange {
+            on: 0,
+            upload: 1,
+            lose_answer: false,
+        },
+        Move {
+            on: 0,
+            pick: 0,
+            unit: 2,
+        },
+        Exchange {
+            on: 3,
+            upload: 1,
+            lose_answer: false,
+        },
+        Rescope {
+            tablet: 3,
+            units: 2,
+        },
+        Exchange {
+            on: 3,
+            upload: 1,
+            lose_answer: true,
+        },
+    ]);
+}

@@ -62,16 +62,6 @@ impl Scope {
         }
     }
 
-    /// Every unit of either.
-    fn union(&self, other: &Scope) -> Scope {
-        match (self, other) {
-            (Scope::Units(a), Scope::Units(b)) => {
-                Scope::Units(a.iter().chain(b).cloned().collect())
-            }
-            _ => Scope::All,
-        }
-    }
-
     /// The units of both.
     fn intersection(&self, other: &Scope) -> Scope {
         match (self, other) {
@@ -643,7 +633,7 @@ struct Answer {
     max_bytes: usize,
     /// What this answer decided per case: given (true) or removed (false).
     decided: HashMap<CaseId, bool>,
-    /// Cases handed over for a change of the device's units.
+    /// Cases handed over or withdrawn for a change of the device's units.
     handed_over: HashSet<CaseId>,
     /// Cases whose operations go to the device whole, its own included:
     /// it may have dropped them with the case (handed over by this answer,
@@ -705,15 +695,12 @@ fn take_scope(
         .prepare_cached("SELECT scope, taking FROM peer_scopes WHERE peer = ?1")?
         .query_row([peer], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    let (held, taking) = match known {
+    let held = match known {
         // First contact since scopes are remembered: what it holds is
         // what it was given.
         None => return settle(&target).map(|()| token),
         Some((held, None)) if held == target => return Ok(token),
-        Some((held, taking)) => (
-            Scope::from_text(&held),
-            taking.map(|t| Scope::from_text(&t)),
-        ),
+        Some((held, _)) => Scope::from_text(&held),
     };
     let echoed = report
         .and_then(|r| r.scope)
@@ -729,13 +716,14 @@ fn take_scope(
         }) => after,
         None => i64::MIN,
     };
-    // Until it confirms, it may hold cases of any scope it was moving to
-    // (`taking`), and holds every case only of the units it kept all along.
-    let taking = taking.unwrap_or_else(|| held.clone()).union(scope);
+    // Until it confirms, it holds every case only of the units it kept all
+    // along; `taking` says a change is under way.
     let kept = held.intersection(scope);
     conn.prepare_cached("UPDATE peer_scopes SET scope = ?2, taking = ?3 WHERE peer = ?1")?
-        .execute(params![peer, kept.to_text(), taking.to_text()])?;
-    // Withdrawn again in every answer until confirmed: one may be lost.
+        .execute(params![peer, kept.to_text(), target])?;
+    // Every case it may hold outside its scope (of a unit it lost, or one
+    // that moved meanwhile) is withdrawn again in every answer until it
+    // confirms: one may be lost.
     let mut stmt = conn.prepare_cached(
         "SELECT p.case_id, c.unit FROM peer_cases p JOIN cases c ON c.case_id = p.case_id
          WHERE p.peer = ?1",
@@ -747,9 +735,12 @@ fn take_scope(
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for (case, unit) in given {
         if let Some(case) = CaseId::from_i64(case) {
-            if taking.contains(&unit) && !scope.contains(&unit) {
+            if !scope.contains(&unit) {
                 answer.decided.insert(case, false);
                 answer.out.removed.push(case);
+                if report.is_some() {
+                    answer.handed_over.insert(case);
+                }
             }
         }
     }
@@ -897,8 +888,8 @@ fn confirm_hand_over(conn: &Connection, peer: ReplicaId, cursor: u64) -> Result<
     Ok(())
 }
 
-/// `peer_cases.changed_at` of a case handed over for a change of units,
-/// until the device confirms it took the hand-over.
+/// `peer_cases.changed_at` of a case handed over or withdrawn for a change
+/// of units, until the device confirms it took the hand-over.
 const HANDED_OVER: i64 = i64::MAX;
 
 /// An operation's size in an answer: its body and its dot, stamp and case.
@@ -929,8 +920,9 @@ fn record_decisions(
          WHERE in_scope = 1",
     )?;
     for (case, given) in &answer.decided {
-        // Handed over with a change of units, the answer's cursor may not
-        // move: held once the device confirms (see `take_scope`).
+        // Handed over or withdrawn with a change of units, the answer's
+        // cursor may not move: settled once the device confirms (see
+        // `take_scope`).
         let at = match answer.handed_over.contains(case) {
             true => HANDED_OVER,
             false => cursor as i64,

@@ -25,6 +25,6 @@ CREATE TABLE refused_ops(peer TEXT NOT NULL, replica INTEGER NOT NULL, counter I
 -- Server side: the units each device is known to hold every case of. When
 -- the device's units change, the server hands over and withdraws cases
 -- until the device confirms (it echoes a complete scope token); meanwhile
--- `scope` is the units it kept all along and `taking` every unit it may
--- hold cases of.
+-- `scope` is the units it kept all along and `taking` the scope it is
+-- taking.
 CREATE TABLE peer_scopes(peer INTEGER PRIMARY KEY, scope TEXT NOT NULL, taking TEXT);
