@@ -13,6 +13,11 @@
 //! alive, all opened at the start of the warm-up by a burst of as many
 //! sessions hopping without pause: the soak measures the gateway, not the
 //! memory of connections opened and closed as the machine's speed varies.
+//! The warm-up lasts until `--warmup-callers` (120,000) have dialled, more
+//! than the largest map the gateway keeps per phone holds (a rate-limit
+//! bucket for each of up to 100,000 phones; the languages of up to 50,000),
+//! so that what it keeps per phone has reached its bound; or at most
+//! `--warmup-max-secs` (600). Then the soak runs `--minutes`.
 //! After the warm-up and again at the end of the soak the gateway's
 //! resident memory is read from `/proc`; the curve is printed as it goes and
 //! drawn in `target/ussd_soak.svg` (the samples in `target/ussd_soak.csv`).
@@ -20,11 +25,12 @@
 //! after the warm-up, or if any SMS is missing, sent twice or misaddressed.
 //! Not a test: a bench that prints figures.
 //!
-//! cargo bench -p guichet-ussd-gateway --bench ussd_soak [-- --sessions 10000 --minutes 10 --warmup-secs 180 --connections 500 --sample-secs 5]
+//! cargo bench -p guichet-ussd-gateway --bench ussd_soak [-- --sessions 10000 --minutes 10
+//!     --warmup-callers 120000 --warmup-max-secs 600 --connections 500 --sample-secs 5]
 
 mod common;
 
-use common::{arg, cpu_ms, rss_kib, Callback, Child, Expected, Replica, FIRST_DIAL};
+use common::{arg, cpu_ms, own_cpu_ms, rss_kib, Callback, Child, Expected, Replica, FIRST_DIAL};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -186,12 +192,13 @@ struct Sample {
     hops_per_s: f64,
     p99_ms: f64,
     cpu_percent: f64,
+    bench_cpu_percent: f64,
     open_files: usize,
 }
 
 /// The samples' columns, as the table and the CSV file name them, and the
 /// table's width of each.
-const COLUMNS: [(&str, usize); 10] = [
+const COLUMNS: [(&str, usize); 11] = [
     ("seconds", 7),
     ("phase", 8),
     ("rss_mib", 8),
@@ -201,12 +208,13 @@ const COLUMNS: [(&str, usize); 10] = [
     ("hops_per_s", 10),
     ("p99_ms", 8),
     ("gateway_cpu_percent", 19),
+    ("bench_cpu_percent", 17),
     ("gateway_fds", 11),
 ];
 
 impl Sample {
     /// The figures, in the order of `COLUMNS`.
-    fn cells(&self) -> [String; 10] {
+    fn cells(&self) -> [String; 11] {
         [
             format!("{:.0}", self.at.as_secs_f64()),
             self.phase.name().into(),
@@ -217,6 +225,7 @@ impl Sample {
             format!("{:.0}", self.hops_per_s),
             format!("{:.2}", self.p99_ms),
             format!("{:.0}", self.cpu_percent),
+            format!("{:.0}", self.bench_cpu_percent),
             self.open_files.to_string(),
         ]
     }
@@ -237,7 +246,9 @@ struct Sampler<'a> {
     gateway: &'a Child,
     progress: &'a Progress,
     sms: &'a guichet_e2e::Outbox,
-    last: (Instant, u64, f64),
+    /// When the previous sample was taken, the hops made by then, and the
+    /// CPU time the gateway and this bench had used.
+    last: (Instant, u64, f64, f64),
     samples: Vec<Sample>,
 }
 
@@ -246,7 +257,8 @@ impl Sampler<'_> {
         let now = Instant::now();
         let hops = self.progress.hops.load(Ordering::SeqCst);
         let cpu = cpu_ms(self.gateway).unwrap_or(0.0);
-        let (then, hops_then, cpu_then) = self.last;
+        let own_cpu = own_cpu_ms().unwrap_or(0.0);
+        let (then, hops_then, cpu_then, own_cpu_then) = self.last;
         let secs = now.duration_since(then).as_secs_f64().max(1e-3);
         let mut latencies = std::mem::take(&mut *self.progress.latencies.lock().unwrap());
         latencies.sort();
@@ -263,14 +275,33 @@ impl Sampler<'_> {
             hops_per_s: (hops - hops_then) as f64 / secs,
             p99_ms,
             cpu_percent: (cpu - cpu_then) / 10.0 / secs,
+            bench_cpu_percent: (own_cpu - own_cpu_then) / 10.0 / secs,
             open_files: std::fs::read_dir(format!("/proc/{}/fd", self.gateway.0.id()))
                 .map_or(0, |d| d.count()),
         });
-        self.last = (now, hops, cpu);
+        self.last = (now, hops, cpu, own_cpu);
         let s = self.samples.last().unwrap();
         println!("{}", row(&s.cells()));
         s
     }
+}
+
+/// The stand-in for Africa's Talking's SMS API, on a thread and runtime of
+/// its own: it answers the gateway's outbox without queueing behind the
+/// callers' thousands of tasks, as the real API would.
+fn sms_stand_in() -> (String, guichet_e2e::Outbox) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tx.send(guichet_e2e::fake_africastalking().await).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().unwrap()
 }
 
 fn load_average() -> String {
@@ -336,16 +367,17 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let sessions: usize = arg(&args, "--sessions", 10_000);
     let soak = Duration::from_secs_f64(arg(&args, "--minutes", 10.0) * 60.0);
-    let warmup = Duration::from_secs_f64(arg(&args, "--warmup-secs", 180.0));
+    let warmup_callers: usize = arg(&args, "--warmup-callers", 120_000);
+    let warmup = Duration::from_secs_f64(arg(&args, "--warmup-max-secs", 600.0));
     let connections: usize = arg(&args, "--connections", 500);
     let every = Duration::from_secs_f64(arg(&args, "--sample-secs", 5.0_f64).max(1.0));
     let total = warmup + soak;
     // A session takes at least 6 s (6 screens read, 1 s each at the least).
-    let max_sessions = connections + sessions * (total.as_secs() as usize / 6 + 1);
+    let max_sessions = connections + warmup_callers + sessions * (total.as_secs() as usize / 6 + 1);
     let open_files = raise_open_files(2 * (sessions + connections) as u64 + 1_024);
 
     let dir = tempfile::TempDir::new().unwrap();
-    let (sms_api, sms_sent) = guichet_e2e::fake_africastalking().await;
+    let (sms_api, sms_sent) = sms_stand_in();
     let binary = std::env::var("GUICHET_BENCH_GATEWAY")
         .unwrap_or(env!("CARGO_BIN_EXE_guichet-ussd-gateway").to_string());
     let (gateway, url) = common::start_gateway(
@@ -356,7 +388,7 @@ async fn main() {
         Replica::EmbeddedServer,
     );
     println!(
-        "ussd_soak: {sessions} sessions in flight (new callers, 7 hops each, a request filed per session, 1-3 s per screen), {:.0} s warm-up then {:.0} s",
+        "ussd_soak: {sessions} sessions in flight (new callers, 7 hops each, a request filed per session, 1-3 s per screen); warm-up until {warmup_callers} callers have dialled (at most {:.0} s), then {:.0} s",
         warmup.as_secs_f64(),
         soak.as_secs_f64()
     );
@@ -405,34 +437,42 @@ async fn main() {
         gateway: &gateway,
         progress: &progress,
         sms: &sms_sent,
-        last: (started, 0, cpu_ms(&gateway).unwrap_or(0.0)),
+        last: (
+            started,
+            0,
+            cpu_ms(&gateway).unwrap_or(0.0),
+            own_cpu_ms().unwrap_or(0.0),
+        ),
         samples: Vec::new(),
     };
-    // Every `every`, and exactly at the end of the warm-up and of the soak.
-    let mut points: Vec<Duration> = (1..)
-        .map(|k| every * k)
-        .take_while(|t| *t < total)
-        .chain([warmup, total])
-        .collect();
-    points.sort();
-    points.dedup();
+    // Every `every`, and exactly at the end of the soak.
     let (mut after_warmup, mut at_end) = (0, 0);
-    for point in points {
-        tokio::time::sleep_until((started + point).into()).await;
-        let phase = if point <= warmup {
-            Phase::WarmUp
-        } else {
+    let mut soak_end: Option<Instant> = None;
+    let mut next = started + every;
+    loop {
+        let point = soak_end.map_or(next, |end| end.min(next));
+        tokio::time::sleep_until(point.into()).await;
+        let phase = if soak_end.is_some() {
             Phase::Soak
+        } else {
+            Phase::WarmUp
         };
         let rss = sampler.take(phase).rss_kib;
-        if point == warmup {
-            after_warmup = rss;
+        if Some(point) == soak_end {
+            at_end = rss;
+            break;
         }
-        at_end = rss;
         if progress.lines_running.load(Ordering::SeqCst) == 0 {
             println!(" every line has stopped before the end");
             break;
         }
+        let warm =
+            progress.begun.load(Ordering::SeqCst) >= warmup_callers || point - started >= warmup;
+        if soak_end.is_none() && warm {
+            after_warmup = rss;
+            soak_end = Some(point + soak);
+        }
+        next += every;
     }
     progress.stop.store(true, Ordering::SeqCst);
 

@@ -199,7 +199,17 @@ pub async fn session(
 /// CPU time (user + system, every thread) a process has used so far, in
 /// milliseconds; Linux only. Counted in clock ticks of 10 ms.
 pub fn cpu_ms(child: &Child) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.0.id())).ok()?;
+    cpu_ms_of(&child.0.id().to_string())
+}
+
+/// The same for this process.
+pub fn own_cpu_ms() -> Option<f64> {
+    cpu_ms_of("self")
+}
+
+/// The CPU time of the process `/proc/{process}`.
+fn cpu_ms_of(process: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
     // Fields after the command name, which is in parentheses.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
