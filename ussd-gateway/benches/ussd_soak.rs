@@ -30,7 +30,7 @@
 
 mod common;
 
-use common::{arg, cpu_ms, own_cpu_ms, rss_kib, Callback, Child, Expected, Replica, FIRST_DIAL};
+use common::{arg, cpu_ms, memory_kib, own_cpu_ms, Callback, Child, Expected, Replica, FIRST_DIAL};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -186,6 +186,8 @@ struct Sample {
     at: Duration,
     phase: Phase,
     rss_kib: u64,
+    /// The part of it not backed by files (heap, SQLite's page caches).
+    anon_kib: u64,
     in_flight: usize,
     filed: usize,
     sms: usize,
@@ -198,10 +200,11 @@ struct Sample {
 
 /// The samples' columns, as the table and the CSV file name them, and the
 /// table's width of each.
-const COLUMNS: [(&str, usize); 11] = [
+const COLUMNS: [(&str, usize); 12] = [
     ("seconds", 7),
     ("phase", 8),
     ("rss_mib", 8),
+    ("anon_mib", 8),
     ("in_flight", 9),
     ("filed", 8),
     ("sms_sent", 8),
@@ -214,11 +217,12 @@ const COLUMNS: [(&str, usize); 11] = [
 
 impl Sample {
     /// The figures, in the order of `COLUMNS`.
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 12] {
         [
             format!("{:.0}", self.at.as_secs_f64()),
             self.phase.name().into(),
             format!("{:.1}", self.rss_kib as f64 / 1024.0),
+            format!("{:.1}", self.anon_kib as f64 / 1024.0),
             self.in_flight.to_string(),
             self.filed.to_string(),
             self.sms.to_string(),
@@ -268,7 +272,8 @@ impl Sampler<'_> {
         self.samples.push(Sample {
             at: now - self.started,
             phase,
-            rss_kib: rss_kib(self.gateway).expect("the gateway is running"),
+            rss_kib: memory_kib(self.gateway, "VmRSS").expect("the gateway is running"),
+            anon_kib: memory_kib(self.gateway, "RssAnon").unwrap_or(0),
             in_flight: self.progress.in_flight.load(Ordering::SeqCst),
             filed: self.progress.filed.lock().unwrap().len(),
             sms: self.sms.lock().unwrap().len(),

@@ -216,10 +216,14 @@ fn cpu_ms_of(process: &str) -> Option<f64> {
     Some(ticks * 10.0)
 }
 
-/// A process's resident memory (VmRSS) in KiB; Linux only.
-pub fn rss_kib(child: &Child) -> Option<u64> {
+/// A memory figure of a process's `/proc/PID/status` in KiB, such as
+/// `VmRSS` (resident memory) or `RssAnon` (its part not backed by files:
+/// the heap); Linux only.
+pub fn memory_kib(child: &Child, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.0.id())).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status
+        .lines()
+        .find(|l| l.split(':').next() == Some(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
