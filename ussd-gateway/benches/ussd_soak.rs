@@ -368,7 +368,7 @@ impl SmsAccount {
 }
 
 #[tokio::main]
-async fn main() {
+async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let sessions: usize = arg(&args, "--sessions", 10_000);
     let soak = Duration::from_secs_f64(arg(&args, "--minutes", 10.0) * 60.0);
@@ -548,8 +548,12 @@ async fn main() {
         " curve drawn in {} (samples in ussd_soak.csv beside it)",
         target.join("ussd_soak.svg").display()
     );
-    if !(memory_flat && account.exact() && failed == 0 && reused == 0) {
-        std::process::exit(1);
+    // Returned, not exited: the gateway is stopped and its data removed
+    // as they drop.
+    if memory_flat && account.exact() && failed == 0 && reused == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
     }
 }
 
