@@ -26,7 +26,7 @@
 //! Not a test: a bench that prints figures.
 //!
 //! cargo bench -p guichet-ussd-gateway --bench ussd_soak [-- --sessions 10000 --minutes 10
-//!     --warmup-callers 120000 --warmup-max-secs 600 --connections 500 --sample-secs 5]
+//!     --warmup-callers 120000 --warmup-max-secs 600 --connections 500 --sample-secs 5 --standalone]
 
 mod common;
 
@@ -385,15 +385,22 @@ async fn main() -> std::process::ExitCode {
     let (sms_api, sms_sent) = sms_stand_in();
     let binary = std::env::var("GUICHET_BENCH_GATEWAY")
         .unwrap_or(env!("CARGO_BIN_EXE_guichet-ussd-gateway").to_string());
-    let (gateway, url) = common::start_gateway(
-        dir.path(),
-        "gateway",
-        &binary,
-        &sms_api,
-        Replica::EmbeddedServer,
-    );
+    // `--standalone`: without the sync server, to tell its memory from the
+    // gateway's own.
+    let standalone = args.iter().any(|a| a == "--standalone");
+    let replica = if standalone {
+        Replica::Standalone
+    } else {
+        Replica::EmbeddedServer
+    };
+    let (gateway, url) = common::start_gateway(dir.path(), "gateway", &binary, &sms_api, replica);
     println!(
-        "ussd_soak: {sessions} sessions in flight (new callers, 7 hops each, a request filed per session, 1-3 s per screen); warm-up until {warmup_callers} callers have dialled (at most {:.0} s), then {:.0} s",
+        "ussd_soak: {sessions} sessions in flight (new callers, 7 hops each, a request filed per session, 1-3 s per screen), {}; warm-up until {warmup_callers} callers have dialled (at most {:.0} s), then {:.0} s",
+        if standalone {
+            "no sync server"
+        } else {
+            "the sync server inside the gateway"
+        },
         warmup.as_secs_f64(),
         soak.as_secs_f64()
     );
