@@ -9,10 +9,13 @@
 //!
 //! cargo bench -p guichet-ussd-gateway --bench ussd_load [-- --sessions 1000 --rounds 12]
 
+mod common;
+
+use common::{
+    arg, client, cpu_ms, Callback, Child, Expected, Flow, Replica, FIRST_DIAL, RETURNING,
+};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-const SECRET: &str = "bench-secret-0123456789";
 
 /// The bare handler, run as `ussd_load --bare PORT_FILE` in a child process.
 async fn bare(port_file: &str) {
@@ -23,15 +26,6 @@ async fn bare(port_file: &str) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     std::fs::write(port_file, listener.local_addr().unwrap().port().to_string()).unwrap();
     axum::serve(listener, app).await.unwrap();
-}
-
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn start_bare(dir: &std::path::Path) -> (Child, String) {
@@ -52,60 +46,6 @@ fn start_bare(dir: &std::path::Path) -> (Child, String) {
         std::thread::sleep(Duration::from_millis(25));
     }
     panic!("the bare handler did not start");
-}
-
-/// Starts `binary` with its own data in `dir/name`.
-fn start_gateway(
-    dir: &std::path::Path,
-    name: &str,
-    binary: &str,
-    sms_api: &str,
-) -> (Child, String) {
-    let locales = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../locales");
-    let config = format!(
-        r#"listen = "127.0.0.1:0"
-data_dir = "{data}"
-locales_dir = "{locales}"
-default_language = "en"
-standalone_replica = 999
-[ussd]
-hops_per_minute = 100000
-[sms]
-provider = "africastalking"
-[[services]]
-id = "etat-civil"
-names = {{ en = "Civil registration" }}
-[[units]]
-id = "unit-01"
-localities = ["Thies"]
-[providers.africastalking]
-secret = "{SECRET}"
-username = "sandbox"
-api_key = "k"
-base_url = "{sms_api}"
-"#,
-        data = dir.join(name).display(),
-        locales = locales.display()
-    );
-    let path = dir.join(format!("{name}.toml"));
-    std::fs::write(&path, config).unwrap();
-    let mut child = std::process::Command::new(binary)
-        .arg("--config")
-        .arg(&path)
-        .env("RUST_LOG", "warn,guichet_ussd_gateway=info")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(out));
-    let addr = loop {
-        let line = lines.next().expect("gateway output").unwrap();
-        if let Some(at) = line.find("listening on http://") {
-            break line[at + 20..].trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (Child(child), format!("http://{addr}/at/{SECRET}/ussd"))
 }
 
 /// Runs `sessions` concurrent sessions of the flow once, pausing `think`
@@ -133,31 +73,31 @@ async fn load(
         let session = format!("{label}-s{s}");
         tasks.push(tokio::spawn(async move {
             let phone = format!("+2217{:08}", s);
-            let mut times = Vec::with_capacity(inputs.len() + 1);
             if !think.is_zero() {
                 // Callers dial over the first seconds, not all at once.
                 tokio::time::sleep(Duration::from_micros((s as u64 * 104_729) % 2_000_000)).await;
             }
-            for hop in 0..=inputs.len() {
-                let t = Instant::now();
-                let body = guichet_e2e::at_hop(&http, &url, &session, &phone, &inputs[..hop]).await;
-                times.push(t.elapsed());
-                if hop == 0 {
-                    assert!(
-                        body.contains(expect_first),
-                        "unexpected first screen: {body}"
-                    );
+            let expected = Expected {
+                first: expect_first,
+                end: expect_end,
+            };
+            // Spread sessions out so they do not hop in lockstep.
+            let jitter = Duration::from_micros((s as u64 * 7919) % 200_000);
+            let pause = |_| {
+                if think.is_zero() {
+                    Duration::ZERO
+                } else {
+                    think + jitter
                 }
-                if body.starts_with("END") {
-                    assert!(body.contains(expect_end), "unexpected end: {body}");
-                }
-                if !think.is_zero() {
-                    // Spread sessions out so they do not hop in lockstep.
-                    let jitter = Duration::from_micros((s as u64 * 7919) % 200_000);
-                    tokio::time::sleep(think + jitter).await;
-                }
-            }
-            times
+            };
+            let callback = Callback {
+                http: &http,
+                url: &url,
+                slots: None,
+            };
+            common::session(&callback, &session, &phone, inputs, &expected, pause)
+                .await
+                .0
         }));
     }
     let mut latencies = Vec::with_capacity(sessions * (flow.inputs.len() + 1));
@@ -201,13 +141,6 @@ impl Server {
             "Thank you"
         }
     }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(10_000)
-        .build()
-        .unwrap()
 }
 
 /// What runs against one server measured: every hop's latency, the time
@@ -256,42 +189,10 @@ impl Tally {
     }
 }
 
-/// CPU time (user + system, every thread) a process has used so far, in
-/// milliseconds; Linux only. Counted in clock ticks of 10 ms.
-fn cpu_ms(child: &Child) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.0.id())).ok()?;
-    // Fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks * 10.0)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1e3
 }
-
-/// A session's inputs after the dial, and what a gateway's first screen says.
-struct Flow {
-    inputs: &'static [&'static str],
-    first_screen: &'static str,
-}
-
-/// A caller's first dial: language (English is 7th), new request, service,
-/// locality, description, confirm: 7 hops, the last stores a case. The
-/// warm-up's callers dial this way, and the gateway remembers their language.
-const FIRST_DIAL: Flow = Flow {
-    inputs: &["7", "1", "1", "1", "Extrait de naissance", "1"],
-    first_screen: "English",
-};
-
-/// The same callers again, as a deployment mostly serves them: main menu,
-/// new request, service, locality, description, confirm: 6 hops, the last
-/// stores a case.
-const RETURNING: Flow = Flow {
-    inputs: &["1", "1", "1", "Extrait de naissance", "1"],
-    first_screen: "New request",
-};
 
 #[tokio::main]
 async fn main() {
@@ -299,14 +200,8 @@ async fn main() {
     if let Some(i) = args.iter().position(|a| a == "--bare") {
         return bare(&args[i + 1]).await;
     }
-    let arg = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let (sessions, rounds) = (arg("--sessions", 1_000), arg("--rounds", 12));
+    let sessions: usize = arg(&args, "--sessions", 1_000);
+    let rounds: usize = arg(&args, "--rounds", 12);
     let dir = tempfile::TempDir::new().unwrap();
     let (process, url) = start_bare(dir.path());
     let mut servers = vec![Server {
@@ -329,7 +224,9 @@ async fn main() {
         gateways.push((format!("peer {}", short(&peer)), peer));
     }
     for (i, (name, binary)) in gateways.into_iter().enumerate() {
-        let (process, url) = start_gateway(dir.path(), &format!("gateway{i}"), &binary, &sms_api);
+        let data = format!("gateway{i}");
+        let (process, url) =
+            common::start_gateway(dir.path(), &data, &binary, &sms_api, Replica::Standalone);
         servers.push(Server {
             name,
             process,
