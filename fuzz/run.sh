@@ -52,6 +52,8 @@ stat() { awk -v k="stat::$2:" '$1 == k {print $2}' "$1" | tail -n 1; }
 
 mkdir -p logs
 failed=()
+scratch=""
+trap 'if [ -n "$scratch" ]; then rm -rf "$scratch"; fi' EXIT
 printf '%-20s %14s %10s %8s  %s\n' target executions "exec/s" corpus result
 for target in "${targets[@]}"; do
   mkdir -p "work/$target" "artifacts/$target" "corpus/$target"
@@ -61,8 +63,12 @@ for target in "${targets[@]}"; do
   if [ -n "$dict" ]; then args+=(-dict="$dict"); fi
   if [ -n "$runs" ]; then args+=(-runs="$runs"); fi
   log="logs/$target.log"
+  # Files a target writes (SQLite, configuration) live and die with the run.
+  scratch="$(mktemp -d /dev/shm/guichet-fuzz.XXXXXX 2>/dev/null || mktemp -d)"
   status=0
-  "$bin_dir/$target" "${args[@]}" "work/$target" "corpus/$target" >"$log" 2>&1 || status=$?
+  FUZZ_SCRATCH="$scratch" "$bin_dir/$target" "${args[@]}" "work/$target" "corpus/$target" \
+    >"$log" 2>&1 || status=$?
+  rm -rf "$scratch"
   corpus="$(find "work/$target" -type f | wc -l)"
   if [ "$status" -eq 0 ]; then
     result=ok

@@ -9,6 +9,7 @@ use guichet_ussd_gateway::providers::kannel::decode_text;
 use guichet_ussd_gateway::providers::{e164, percent_decode, raw_query};
 use guichet_ussd_gateway::text;
 use libfuzzer_sys::fuzz_target;
+use std::fmt::Write;
 
 /// The first value of a parameter, as the handlers look it up.
 fn param<'a>(q: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
@@ -17,15 +18,15 @@ fn param<'a>(q: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
 
 /// Percent-encodes every byte but unreserved ones.
 fn encode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
 }
 
 fuzz_target!(|data: &[u8]| {

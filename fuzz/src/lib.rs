@@ -67,20 +67,19 @@ where
     Some(message)
 }
 
-/// A scratch directory in memory when the machine has one (/dev/shm):
-/// targets that read files or open SQLite stay fast there.
+/// A scratch directory for targets that read files or open SQLite: under
+/// `$FUZZ_SCRATCH` (run.sh gives each run one in /dev/shm and removes it
+/// afterwards, as libFuzzer exits without dropping statics), else in
+/// /dev/shm when the machine has it (fast), else the temporary directory.
 pub fn scratch_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
-    if shm.is_dir() {
-        if let Ok(dir) = tempfile::Builder::new()
-            .prefix("guichet-fuzz-")
-            .tempdir_in(shm)
-        {
-            return dir;
-        }
-    }
+    let base = match std::env::var_os("FUZZ_SCRATCH") {
+        Some(dir) => dir.into(),
+        None if shm.is_dir() => shm.to_path_buf(),
+        None => std::env::temp_dir(),
+    };
     tempfile::Builder::new()
         .prefix("guichet-fuzz-")
-        .tempdir()
-        .expect("a temporary directory")
+        .tempdir_in(&base)
+        .unwrap_or_else(|e| panic!("a scratch directory in {}: {e}", base.display()))
 }
