@@ -391,6 +391,41 @@ impl SmsSender for Sender {
     }
 }
 
+/// The callback forms and the messaging API's answer as the handlers read
+/// them, for the fuzz targets in `fuzz/` only.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{DlrForm, EndForm, SendResult, SmsForm, UssdForm};
+
+    /// A USSD callback: `(sessionId, phoneNumber, text)`.
+    pub fn ussd_form(body: &[u8]) -> Option<(String, String, String)> {
+        let f: UssdForm = serde_urlencoded::from_bytes(body).ok()?;
+        Some((f.session_id, f.phone_number, f.text))
+    }
+
+    /// An end-of-session notification: `(sessionId, status, hopsCount)`.
+    pub fn end_form(body: &[u8]) -> Option<(String, String, Option<u32>)> {
+        let f: EndForm = serde_urlencoded::from_bytes(body).ok()?;
+        Some((f.session_id, f.status, f.hops))
+    }
+
+    /// An incoming SMS: `(from, text, id)`.
+    pub fn sms_form(body: &[u8]) -> Option<(String, String, String)> {
+        let f: SmsForm = serde_urlencoded::from_bytes(body).ok()?;
+        Some((f.from, f.text, f.id))
+    }
+
+    /// A delivery report: `(id, status, failureReason)`.
+    pub fn dlr_form(body: &[u8]) -> Option<(String, String, Option<String>)> {
+        let f: DlrForm = serde_urlencoded::from_bytes(body).ok()?;
+        Some((f.id, f.status, f.failure_reason))
+    }
+
+    pub fn read_answer(body: &str) -> SendResult {
+        super::read_answer(body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{latest_input, read_answer, SendResult};
