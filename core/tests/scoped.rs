@@ -393,6 +393,25 @@ fn an_operation_that_cannot_be_applied_is_quarantined_not_refused_forever() {
     assert_eq!(held.len(), 1);
     assert!(held[0].reason.contains("reference"), "{}", held[0].reason);
     assert_eq!(server.count_cases().unwrap(), 13);
+    // An update of a case the server never heard of: it used to fail
+    // applying, answer 500, and be sent again forever.
+    let dot = guichet_core::Dot::new(3, dot.counter + 1);
+    let orphan = guichet_core::Op {
+        dot,
+        stamp: created.stamp,
+        case: CaseId::from_dot(guichet_core::Dot::new(9, 500)).unwrap(),
+        body: guichet_core::OpBody::Update(vec![guichet_core::FieldWrite {
+            field: Field::Assignee,
+            value: Value::text("awa"),
+            supersedes: vec![],
+        }]),
+    };
+    let request = SyncRequest::new(a.store.sync_cursor(SERVER).unwrap(), vec![orphan], 15);
+    let (response, _) = server.serve_sync(3, &a.scope, &request, 1 << 20).unwrap();
+    assert_eq!(response.acked, dot.counter);
+    let held = server.quarantined(Some(3), true).unwrap();
+    assert_eq!(held.len(), 2);
+    assert!(held[1].reason.contains("unknown"), "{}", held[1].reason);
 }
 
 #[test]
