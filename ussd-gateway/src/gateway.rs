@@ -723,6 +723,28 @@ pub(crate) mod tests {
         assert!(sessions.expire(10, 0).is_empty());
     }
 
+    fn hop<'a>(session_id: &'a str, phone: &'a str, input: Option<&'a str>) -> Hop<'a> {
+        Hop {
+            provider: "at",
+            session_id,
+            phone,
+            input,
+            raw_text: "",
+        }
+    }
+
+    /// A gateway where `phone`'s session "s1" stands at the confirmation
+    /// of a new request, one hop before its filing.
+    async fn at_confirmation(dir: &std::path::Path, phone: &str) -> Gateway {
+        let gw = crate::sms::tests::gateway(dir);
+        locked(&gw.db).set_language(phone, "en").unwrap();
+        for input in [None, Some("1"), Some("1"), Some("1"), Some("birth record")] {
+            let screen = gw.ussd(&hop("s1", phone, input)).await;
+            assert!(!screen.is_end(), "{screen:?}");
+        }
+        gw
+    }
+
     /// A filing hop whose answer never reached the caller (the provider
     /// gave up while the commit waited on the disk), then the caller dialing
     /// again and the provider repeating the hop: one request, its screen on
@@ -731,20 +753,9 @@ pub(crate) mod tests {
     async fn a_filing_whose_answer_timed_out_files_once() {
         use futures_util::FutureExt;
         let dir = tempfile::TempDir::new().unwrap();
-        let gw = crate::sms::tests::gateway(dir.path());
         let phone = "+221771112233";
-        locked(&gw.db).set_language(phone, "en").unwrap();
-        let hop = |session_id, input| Hop {
-            provider: "at",
-            session_id,
-            phone,
-            input,
-            raw_text: "",
-        };
-        for input in [None, Some("1"), Some("1"), Some("1"), Some("birth record")] {
-            let screen = gw.ussd(&hop("s1", input)).await;
-            assert!(!screen.is_end(), "{screen:?}");
-        }
+        let gw = at_confirmation(dir.path(), phone).await;
+        let hop = |session_id, input| hop(session_id, phone, input);
         // The disk is stuck: the filing is queued, and its hop dropped.
         let stuck = locked(&gw.store);
         let timed_out = gw.ussd(&hop("s1", Some("1"))).now_or_never();
@@ -779,20 +790,10 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_failed_filing_gives_the_draft_back() {
         let dir = tempfile::TempDir::new().unwrap();
-        let gw = crate::sms::tests::gateway(dir.path());
         // No provider lets such a number through: the store refuses it.
         let phone = "not a phone";
-        locked(&gw.db).set_language(phone, "en").unwrap();
-        let hop = |session_id, input| Hop {
-            provider: "at",
-            session_id,
-            phone,
-            input,
-            raw_text: "",
-        };
-        for input in [None, Some("1"), Some("1"), Some("1"), Some("birth record")] {
-            assert!(!gw.ussd(&hop("s1", input)).await.is_end());
-        }
+        let gw = at_confirmation(dir.path(), phone).await;
+        let hop = |session_id, input| hop(session_id, phone, input);
         let failed = gw.ussd(&hop("s1", Some("1"))).await;
         assert!(
             failed.is_end() && !failed.text().contains("reference"),
